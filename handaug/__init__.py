@@ -1,0 +1,21 @@
+"""handaug: make synthetic hand images look real with H-GAN, keypoints untouched.
+
+Public entry points:
+
+- :func:`handaug.save_generator` / :func:`handaug.load_generator`: the checkpoint format
+  (safetensors weights + JSON config, never pickled).
+- :mod:`handaug.registry`: create generators, discriminators, losses and datasets by name.
+- :mod:`handaug.training`: the H-GAN LightningModule and the unpaired data module
+  (imports Lightning; not imported here to keep ``import handaug`` light).
+"""
+
+from handaug._version import __version__
+from handaug.checkpoint import GeneratorCheckpoint, load_generator, read_checkpoint, save_generator
+
+__all__ = [
+    "GeneratorCheckpoint",
+    "__version__",
+    "load_generator",
+    "read_checkpoint",
+    "save_generator",
+]

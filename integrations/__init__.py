@@ -1,0 +1,1 @@
+"""Adapters that put SynthToReal into other libraries' pipelines (albumentations, kornia, torchvision)."""

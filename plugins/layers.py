@@ -1,0 +1,37 @@
+"""Small building blocks shared by the built-in networks."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch.nn as nn
+
+Norm = Literal["instance", "batch", "none"]
+NORMS: tuple[str, ...] = ("instance", "batch", "none")
+
+
+def check_choice(argument: str, value: object, choices: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` naming ``argument`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{argument} must be one of {choices}, got {value!r}")
+
+
+def check_positive_int(argument: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{argument} must be a positive integer, got {value!r}")
+
+
+def norm_layer(norm: Norm, channels: int) -> nn.Module:
+    """CycleGAN's normalisation choices: instance norm without affine parameters or running
+    statistics, batch norm with both, or none."""
+    if norm == "instance":
+        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if norm == "batch":
+        return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
+    return nn.Identity()
+
+
+def conv_bias(norm: Norm) -> bool:
+    """Convolutions before batch norm need no bias (its shift replaces it); before instance
+    norm CycleGAN keeps the bias, and without normalisation it is needed."""
+    return norm != "batch"

@@ -1,0 +1,133 @@
+"""The ResNet generator of CycleGAN (Johnson et al.'s style-transfer network), registered as ``"resnet"``.
+
+Layout for ``ngf = 64``, ``n_blocks = 9`` (11,378,179 parameters with instance norm)::
+
+    reflect-pad 3, conv 7×7 → 64, norm, ReLU
+    conv 3×3 stride 2 → 128, norm, ReLU
+    conv 3×3 stride 2 → 256, norm, ReLU
+    n_blocks × [pad, conv 3×3, norm, ReLU, (dropout), pad, conv 3×3, norm] + identity (no ReLU after the sum)
+    transposed conv 3×3 stride 2 (padding 1, output padding 1) → 128, norm, ReLU
+    transposed conv 3×3 stride 2 → 64, norm, ReLU
+    reflect-pad 3, conv 7×7 → 3, tanh
+
+H-GAN uses 4, 6 or 9 residual blocks. The two stride-2 stages make the network need heights
+and widths that are multiples of 4 (:attr:`ResnetGenerator.stride`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn as nn
+
+from handaug.hookspecs import hookimpl
+from handaug.plugins.layers import NORMS, Norm, check_choice, check_positive_int, conv_bias, norm_layer
+
+Padding = Literal["reflect", "replicate", "zero"]
+PADDINGS: tuple[str, ...] = ("reflect", "replicate", "zero")
+
+
+def _padded_conv3x3(channels: int, padding: Padding, bias: bool) -> list[nn.Module]:
+    if padding == "zero":
+        return [nn.Conv2d(channels, channels, 3, padding=1, bias=bias)]
+    pad = nn.ReflectionPad2d(1) if padding == "reflect" else nn.ReplicationPad2d(1)
+    return [pad, nn.Conv2d(channels, channels, 3, bias=bias)]
+
+
+class ResidualBlock(nn.Module):
+    """Two 3×3 convolutions with normalisation, added to the input."""
+
+    def __init__(self, channels: int, norm: Norm, padding: Padding, dropout: float) -> None:
+        super().__init__()
+        bias = conv_bias(norm)
+        layers: list[nn.Module] = [*_padded_conv3x3(channels, padding, bias), norm_layer(norm, channels), nn.ReLU(True)]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers += [*_padded_conv3x3(channels, padding, bias), norm_layer(norm, channels)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResnetGenerator(nn.Module):
+    """CycleGAN's ResNet generator.
+
+    Args:
+        in_channels: channels of the input image (3 for RGB).
+        out_channels: channels of the output image.
+        ngf: filters of the first convolution; doubled at each of the two downsamplings.
+        n_blocks: residual blocks at the bottleneck (H-GAN: 4, 6 or 9).
+        norm: ``"instance"`` (CycleGAN's choice), ``"batch"`` or ``"none"``.
+        padding: padding inside the residual blocks: ``"reflect"``, ``"replicate"`` or ``"zero"``.
+        dropout: dropout probability inside the residual blocks (0 disables it, CycleGAN's default).
+
+    Shapes:
+        input ``(B, in_channels, H, W)`` float in ``[-1, 1]``, H and W multiples of 4;
+        output ``(B, out_channels, H, W)`` in ``[-1, 1]``.
+    """
+
+    stride: int = 4
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        ngf: int = 64,
+        n_blocks: int = 9,
+        norm: Norm = "instance",
+        padding: Padding = "reflect",
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        for argument, value in (("in_channels", in_channels), ("out_channels", out_channels), ("ngf", ngf)):
+            check_positive_int(argument, value)
+        if not isinstance(n_blocks, int) or isinstance(n_blocks, bool) or n_blocks < 0:
+            raise ValueError(f"n_blocks must be a non-negative integer, got {n_blocks!r}")
+        check_choice("norm", norm, NORMS)
+        check_choice("padding", padding, PADDINGS)
+        if not 0.0 <= float(dropout) < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.in_channels = in_channels
+        bias = conv_bias(norm)
+
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            nn.Conv2d(in_channels, ngf, 7, bias=bias),
+            norm_layer(norm, ngf),
+            nn.ReLU(True),
+        ]
+        channels = ngf
+        for _ in range(2):  # downsampling
+            layers += [
+                nn.Conv2d(channels, channels * 2, 3, stride=2, padding=1, bias=bias),
+                norm_layer(norm, channels * 2),
+                nn.ReLU(True),
+            ]
+            channels *= 2
+        layers += [ResidualBlock(channels, norm, padding, float(dropout)) for _ in range(n_blocks)]
+        for _ in range(2):  # upsampling
+            layers += [
+                nn.ConvTranspose2d(channels, channels // 2, 3, stride=2, padding=1, output_padding=1, bias=bias),
+                norm_layer(norm, channels // 2),
+                nn.ReLU(True),
+            ]
+            channels //= 2
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, out_channels, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"input must have shape (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        h, w = x.shape[-2:]
+        if h % self.stride or w % self.stride:
+            raise ValueError(
+                f"input height and width must be multiples of the generator's stride {self.stride}, got {h}×{w}"
+            )
+        return self.model(x)
+
+
+@hookimpl
+def handaug_register_generators(registry) -> None:  # noqa: ANN001 - the hookspec types it
+    registry.add("resnet", ResnetGenerator)
