@@ -1,0 +1,1 @@
+"""Command-line entry points: ``handaug-train`` (:mod:`.train`) and ``handaug`` (:mod:`.main`)."""

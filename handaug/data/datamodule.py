@@ -1,0 +1,223 @@
+"""``UnpairedDataModule``: two image sources (synthetic, real) → unpaired training and validation batches."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader
+
+from handaug.data.unpaired import DomainDataset, UnpairedDataset, background_value
+from handaug.registry import create_dataset, get_registry
+
+DOMAINS: tuple[str, ...] = ("synthetic", "real")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A parsed data source: a registered dataset name and the folder it reads (if any)."""
+
+    name: str
+    root: str | None
+
+    def __str__(self) -> str:
+        return self.name if self.root is None else f"{self.name}:{self.root}"
+
+
+def parse_source(spec: str, argument: str) -> SourceSpec:
+    """Parse ``"procedural"``, ``"NAME:ROOT"`` (``NAME`` a registered dataset) or a plain folder path.
+
+    >>> parse_source("/data/real", "real")
+    SourceSpec(name='folder', root='/data/real')
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"{argument} must be 'procedural', 'NAME:ROOT' or a folder path, got {spec!r}")
+    datasets = get_registry("dataset")
+    match = re.fullmatch(r"([A-Za-z_][\w.-]*):(.*)", spec)
+    # "C:\\data" is a Windows path, not a dataset called "C".
+    if match and len(match.group(1)) > 1:
+        name, root = match.group(1), match.group(2) or None
+        if name not in datasets:
+            datasets.get(name)  # raises, listing the known dataset names
+        return SourceSpec(name, root)
+    if spec in datasets:
+        return SourceSpec(spec, None)
+    return SourceSpec("folder", spec)
+
+
+class UnpairedDataModule(L.LightningDataModule):
+    """Unpaired synthetic and real hand images for H-GAN.
+
+    Args:
+        synthetic: the synthetic-domain source: ``"procedural"`` (the built-in renderer, no files),
+            a folder path, or ``"NAME:ROOT"`` for a registered dataset reader.
+        real: the real-domain source, same forms.
+        synthetic_masks: for folder sources, where each synthetic image's hand mask is, as a
+            pattern relative to the image (``"{stem}_mask.png"``, ``"../masks/{stem}.png"``).
+        real_masks: same for the real folder.
+        synthetic_kwargs: extra keyword arguments for the synthetic reader (e.g.
+            ``{"length": 500, "image_size": 64}`` for the procedural hands).
+        real_kwargs: same for the real reader.
+        crop_size: side of the random square training crops (paper: 128).
+        val_size: side of the centre validation crops (paper: 256).
+        load_size: if set, images are first resized so their shorter side is this.
+        val_count: images of each domain held out for validation (0: no validation).
+        background: what the background outside the hand masks becomes before training:
+            ``"white"`` (H-GAN's choice), ``"black"``, ``"keep"``, or a value in ``[-1, 1]``.
+            Translated images are composited over their source with the same mask, so the
+            networks learn the hand only.
+        hflip: random horizontal flips in training (off by default: it turns right hands into
+            left hands, which matters for some real datasets' statistics).
+        batch_size: training batch size (CycleGAN: 1).
+        val_batch_size: validation batch size (default: ``batch_size``).
+        num_workers: DataLoader worker processes.
+        seed: seed of the validation hold-out split and of the procedural renderers (the real
+            procedural domain uses ``seed + 1`` so the two domains show different hands).
+
+    Batches are ``{"synthetic": {...}, "real": {...}}``, each with ``image`` ``(B, 3, S, S)``
+    float32 in ``[-1, 1]``, ``mask`` ``(B, 1, S, S)`` float32 in ``{0, 1}``, ``has_mask`` ``(B,)``
+    bool and ``index`` ``(B,)``.
+    """
+
+    def __init__(
+        self,
+        synthetic: str = "procedural",
+        real: str = "procedural",
+        synthetic_masks: str | None = None,
+        real_masks: str | None = None,
+        synthetic_kwargs: dict[str, Any] | None = None,
+        real_kwargs: dict[str, Any] | None = None,
+        crop_size: int = 128,
+        val_size: int = 256,
+        load_size: int | None = None,
+        val_count: int = 16,
+        background: str | float = "white",
+        hflip: bool = False,
+        batch_size: int = 1,
+        val_batch_size: int | None = None,
+        num_workers: int = 2,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        for argument, value in (("crop_size", crop_size), ("val_size", val_size), ("batch_size", batch_size)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{argument} must be a positive integer, got {value!r}")
+        if load_size is not None and (not isinstance(load_size, int) or load_size < 1):
+            raise ValueError(f"load_size must be a positive integer or None, got {load_size!r}")
+        if not isinstance(val_count, int) or val_count < 0:
+            raise ValueError(f"val_count must be a non-negative integer, got {val_count!r}")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
+        self.save_hyperparameters()
+        self.sources = {"synthetic": parse_source(synthetic, "synthetic"), "real": parse_source(real, "real")}
+        self.reader_kwargs = {
+            "synthetic": self._reader_kwargs("synthetic", synthetic_kwargs, synthetic_masks, seed, val_size),
+            "real": self._reader_kwargs("real", real_kwargs, real_masks, seed + 1, val_size),
+        }
+        self.crop_size = crop_size
+        self.val_size = val_size
+        self.load_size = load_size
+        self.val_count = val_count
+        self.background = background_value(background)
+        self.hflip = hflip
+        self.batch_size = batch_size
+        self.val_batch_size = val_batch_size or batch_size
+        self.num_workers = num_workers
+        self.seed = seed
+        self.readers: dict[str, Any] = {}
+        self.train_set: UnpairedDataset | None = None
+        self.val_set: UnpairedDataset | None = None
+
+    def _reader_kwargs(
+        self, domain: str, kwargs: dict[str, Any] | None, masks: str | None, seed: int, val_size: int
+    ) -> dict[str, Any]:
+        kwargs = dict(kwargs or {})
+        source = self.sources[domain]
+        if masks is not None:
+            if source.name != "folder":
+                raise ValueError(
+                    f"{domain}_masks applies to folder sources, but {domain}={str(source)!r} is read by "
+                    f"{source.name!r}; pass that reader's own options in {domain}_kwargs"
+                )
+            kwargs["mask_pattern"] = masks
+        if source.name == "procedural":
+            kwargs.setdefault("style", domain)
+            kwargs.setdefault("seed", seed)
+            kwargs.setdefault("image_size", val_size)
+            kwargs.setdefault("length", 1000)
+        return kwargs
+
+    def _reader(self, domain: str) -> Any:
+        if domain not in self.readers:
+            source = self.sources[domain]
+            self.readers[domain] = create_dataset(source.name, root=source.root, **self.reader_kwargs[domain])
+        return self.readers[domain]
+
+    def _split(self, domain: str, n: int) -> tuple[list[int], list[int]]:
+        if self.val_count == 0:
+            return list(range(n)), []
+        if n <= self.val_count:
+            raise ValueError(
+                f"{domain} source {str(self.sources[domain])!r} has {n} images: it needs more than "
+                f"val_count={self.val_count} (images held out for validation); lower val_count"
+            )
+        order = np.random.default_rng([self.seed, DOMAINS.index(domain)]).permutation(n)
+        return sorted(order[self.val_count :].tolist()), sorted(order[: self.val_count].tolist())
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        domains = {}
+        for domain in DOMAINS:
+            reader = self._reader(domain)
+            train_idx, val_idx = self._split(domain, len(reader))
+            common = {"load_size": self.load_size, "background": self.background}
+            train = DomainDataset(
+                reader, train_idx, self.crop_size, random_crop=True, hflip=self.hflip, name=f"{domain} (train)", **common
+            )
+            val = (
+                DomainDataset(reader, val_idx, self.val_size, random_crop=False, name=f"{domain} (val)", **common)
+                if val_idx
+                else None
+            )
+            domains[domain] = (train, val)
+        self.train_set = UnpairedDataset(domains["synthetic"][0], domains["real"][0], random_real=True)
+        if self.val_count:
+            self.val_set = UnpairedDataset(domains["synthetic"][1], domains["real"][1], random_real=False)
+
+    def train_dataloader(self) -> DataLoader:
+        assert self.train_set is not None, "call setup() first"
+        return DataLoader(
+            self.train_set,
+            batch_size=self.batch_size,
+            shuffle=True,
+            drop_last=len(self.train_set) >= self.batch_size,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None:
+            return []
+        return DataLoader(self.val_set, batch_size=self.val_batch_size, shuffle=False, num_workers=self.num_workers)
+
+    def describe(self) -> dict[str, Any]:
+        """JSON summary of the data, stored in exported checkpoints."""
+        summary: dict[str, Any] = {
+            "crop_size": self.crop_size,
+            "val_size": self.val_size,
+            "load_size": self.load_size,
+            "background": self.background,
+        }
+        for domain in DOMAINS:
+            reader = self.readers.get(domain)
+            summary[domain] = {
+                "source": str(self.sources[domain]),
+                "images": len(reader) if reader is not None else None,
+                "masks": bool(reader is not None and len(reader) and "mask" in reader[0]),
+                "kwargs": self.reader_kwargs[domain],
+            }
+        return summary

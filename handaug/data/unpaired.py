@@ -1,0 +1,169 @@
+"""From reader samples to the tensors H-GAN trains on: crops, masks, normalisation, unpaired draws.
+
+Tensor conventions used everywhere in training:
+
+- ``image``: ``(3, H, W)`` float32 in ``[-1, 1]`` (``uint8 / 127.5 - 1``), RGB;
+- ``mask``: ``(1, H, W)`` float32 in ``{0, 1}``, 1 on the hand; all ones when the source has no
+  masks (so masking becomes a no-op) and ``has_mask`` is False.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # never phone home from a data loader
+import albumentations as A  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+BACKGROUNDS: dict[str, float] = {"white": 1.0, "black": -1.0}
+
+
+def background_value(background: str | float) -> float | None:
+    """The value in ``[-1, 1]`` that the background outside the hand mask is set to.
+
+    ``"keep"`` (``None``: the background stays as it is), ``"white"`` (1.0, H-GAN's choice for
+    SynthHands/RealHands), ``"black"`` (-1.0), or a number in ``[-1, 1]``.
+    """
+    if isinstance(background, str):
+        if background == "keep":
+            return None
+        if background in BACKGROUNDS:
+            return BACKGROUNDS[background]
+        try:
+            background = float(background)
+        except ValueError:
+            raise ValueError(
+                f"background must be 'keep', 'white', 'black' or a number in [-1, 1], got {background!r}"
+            ) from None
+    value = float(background)
+    if not -1.0 <= value <= 1.0:
+        raise ValueError(f"background must be in [-1, 1] when given as a number, got {value}")
+    return value
+
+
+def crop_pipeline(crop_size: int, *, random: bool, load_size: int | None = None, hflip: bool = False) -> A.Compose:
+    """Albumentations pipeline: optional resize of the shorter side to ``load_size``, then a
+    random (training) or centre (validation) square crop of ``crop_size``, optional flip."""
+    steps: list[Any] = []
+    if load_size:
+        steps.append(A.SmallestMaxSize(max_size=load_size))
+    steps.append(A.RandomCrop(crop_size, crop_size) if random else A.CenterCrop(crop_size, crop_size))
+    if hflip:
+        steps.append(A.HorizontalFlip(p=0.5))
+    return A.Compose(steps)
+
+
+def to_tensor_pair(image: np.ndarray, mask: np.ndarray | None, background: float | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(H, W, 3)`` uint8 + optional ``(H, W)`` uint8 mask → image in ``[-1, 1]`` and 0/1 mask tensors."""
+    img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    if mask is None:
+        return img, torch.ones(1, *img.shape[-2:])
+    m = torch.from_numpy(np.ascontiguousarray(mask > 0)).float().unsqueeze(0)
+    if background is not None:
+        img = img * m + background * (1.0 - m)
+    return img, m
+
+
+class DomainDataset(Dataset):
+    """One domain (synthetic or real): reader samples → cropped, normalised tensors.
+
+    Items: ``{"image": (3, S, S) float32 [-1, 1], "mask": (1, S, S) float32 {0, 1},
+    "has_mask": bool, "index": int}`` with ``S = crop_size``.
+
+    An image that cannot be decoded (its header was fine when the folder was scanned) is skipped:
+    the next one is used instead, a warning names it and :attr:`decode_failures` counts it (per
+    process: each DataLoader worker counts its own).
+    """
+
+    def __init__(
+        self,
+        source: Any,
+        indices: Sequence[int],
+        crop_size: int,
+        *,
+        random_crop: bool,
+        load_size: int | None = None,
+        hflip: bool = False,
+        background: float | None = None,
+        name: str = "images",
+    ) -> None:
+        self.source = source
+        self.indices = list(indices)
+        if not self.indices:
+            raise ValueError(f"{name}: no images left to use")
+        self.crop_size = crop_size
+        self.load_size = load_size
+        self.random = random_crop or hflip
+        self.pipeline = crop_pipeline(crop_size, random=random_crop, load_size=load_size, hflip=hflip)
+        self.background = background
+        self.name = name
+        self.decode_failures = 0
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def _read(self, index: int) -> dict[str, Any]:
+        for attempt in range(len(self.indices)):
+            position = (index + attempt) % len(self.indices)
+            try:
+                return self.source[self.indices[position]]
+            except OSError as err:
+                self.decode_failures += 1
+                log.warning("%s: skipping an undecodable image (%s); %d skipped so far", self.name, err, self.decode_failures)
+        raise OSError(f"{self.name}: none of the images can be decoded")
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = self._read(index)
+        image, mask = sample["image"], sample.get("mask")
+        height, width = image.shape[:2]
+        if (self.load_size or min(height, width)) < self.crop_size:
+            where = sample.get("path", f"item {self.indices[index]}")
+            raise ValueError(
+                f"{self.name}: image {where} is {height}×{width}, smaller than the crop size {self.crop_size}; "
+                "use a smaller crop_size/val_size or set load_size"
+            )
+        if self.random:
+            # Albumentations keeps its own RNG, blind to seed_everything and to the DataLoader's
+            # per-worker seeds (forked workers would even crop alike): draw its seed from torch's.
+            self.pipeline.set_random_seed(int(torch.randint(0, 2**31 - 1, ()).item()))
+        if mask is not None:
+            out = self.pipeline(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        else:
+            image = self.pipeline(image=image)["image"]
+        image_t, mask_t = to_tensor_pair(image, mask, self.background)
+        return {"image": image_t, "mask": mask_t, "has_mask": mask is not None, "index": self.indices[index]}
+
+
+class UnpairedDataset(Dataset):
+    """Pairs of one synthetic and one real item that have nothing to do with each other.
+
+    The epoch runs over ``max(len(synthetic), len(real))`` indices (CycleGAN's convention). In
+    training (``random_real=True``) the real item is drawn at random with torch's RNG, which the
+    DataLoader seeds per worker and per epoch (reproducible under ``seed_everything``); in
+    validation it is the fixed item ``index % len(real)``.
+    """
+
+    def __init__(self, synthetic: DomainDataset, real: DomainDataset, *, random_real: bool) -> None:
+        self.synthetic = synthetic
+        self.real = real
+        self.random_real = random_real
+
+    def __len__(self) -> int:
+        return max(len(self.synthetic), len(self.real))
+
+    def __getitem__(self, index: int) -> dict[str, dict[str, Any]]:
+        synthetic = self.synthetic[index % len(self.synthetic)]
+        if self.random_real:
+            j = int(torch.randint(len(self.real), ()).item())
+        else:
+            j = index % len(self.real)
+        return {"synthetic": synthetic, "real": self.real[j]}

@@ -1,0 +1,306 @@
+"""``HGAN``: the H-GAN training loop as a LightningModule (two generators, two discriminators)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import lightning as L
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from handaug.initialization import INIT_TYPES, init_weights
+from handaug.registry import create_discriminator, create_generator
+from handaug.training.image_pool import ImagePool
+from handaug.training.losses import lsgan_discriminator_loss, lsgan_generator_loss
+
+LR_SCHEDULES: tuple[str, ...] = ("constant", "linear")
+
+
+def composite(translated: torch.Tensor, source: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The translated hand over the source's background: ``translated * mask + source * (1 - mask)``.
+
+    ``translated`` and ``source`` ``(B, 3, H, W)``, ``mask`` ``(B, 1, H, W)`` in ``{0, 1}``.
+    With an all-ones mask this returns ``translated``. The result has ``source``'s dtype, so
+    under bf16 autocast the background stays bit-exact.
+    """
+    return torch.lerp(source, translated.to(source.dtype), mask.to(source.dtype))
+
+
+class HGAN(L.LightningModule):
+    """H-GAN (Oprea et al.): CycleGAN with (by default) multi-scale perceptual discriminators.
+
+    Networks (created by registry name, see ``handaug plugins``):
+
+    - ``generator_s2r`` (synthetic → real, the one exported for ``SynthToReal``) and
+      ``generator_r2s`` (real → synthetic), both ``generator`` with ``generator_kwargs``;
+    - ``discriminator_real`` (real images vs. translated synthetic ones) and
+      ``discriminator_synthetic``, both ``discriminator`` with ``discriminator_kwargs``.
+
+    Losses per training step, for batches of synthetic ``s`` and real ``r`` images with hand
+    masks ``m_s``, ``m_r`` (all ones without masks):
+
+    - generators: LSGAN adversarial terms summed over output scales, plus
+      ``lambda_cycle * (|G_r2s(G_s2r(s)) - s|_1 + |G_s2r(G_r2s(r)) - r|_1)``, plus identity
+      ``lambda_cycle * lambda_identity * (|G_s2r(r) - r|_1 + |G_r2s(s) - s|_1)``;
+    - discriminators: ``0.5 * ((D(x) - 1)^2 + D(fake)^2)`` summed over scales, with fakes drawn
+      from an image pool of ``pool_size``.
+
+    ``lambda_identity`` follows CycleGAN's relative convention: it is a fraction of the cycle
+    weight, so the paper's 0.5 with a cycle weight of 10 puts an effective weight of 5 on each
+    identity L1 term.
+
+    With ``mask_generated`` (the paper's choice), every generator output (translation,
+    reconstruction, identity) is composited over its input with the input's hand mask: only the
+    hand is learnt and judged.
+
+    Args:
+        generator: registry name of both generators (``"resnet"``).
+        generator_kwargs: their keyword arguments (``{"n_blocks": 4}`` for msH-GAN4).
+        discriminator: registry name of both discriminators (``"perceptual"``, ``"patch"``, ``"pixel"``).
+        discriminator_kwargs: their keyword arguments (``{"vgg_weights": "random"}``).
+        lambda_cycle: weight of each cycle-consistency L1 term (paper: 10).
+        lambda_identity: identity weight relative to ``lambda_cycle`` (paper: 0.5; 0 disables it).
+        lr: Adam learning rate of generators and discriminators (paper: 5e-5).
+        betas: Adam betas (CycleGAN: 0.5, 0.999).
+        lr_schedule: ``"constant"`` (paper) or ``"linear"`` (CycleGAN: constant before
+            ``lr_decay_start_epoch``, then linearly down, reaching 0 after the last epoch).
+        lr_decay_start_epoch: first epoch of the linear decay (default: half of ``max_epochs``).
+        pool_size: images in each discriminator's history pool (CycleGAN: 50; 0 disables).
+        init_type: ``"xavier"`` (paper), ``"normal"`` (CycleGAN), ``"kaiming"``, ``"orthogonal"``
+            or ``"none"``; frozen parameters (VGG) are never re-initialised.
+        init_gain: gain / standard deviation of the initialisation (0.02).
+        mask_generated: composite generator outputs with the hand masks.
+    """
+
+    def __init__(
+        self,
+        generator: str = "resnet",
+        generator_kwargs: dict[str, Any] | None = None,
+        discriminator: str = "perceptual",
+        discriminator_kwargs: dict[str, Any] | None = None,
+        lambda_cycle: float = 10.0,
+        lambda_identity: float = 0.5,
+        lr: float = 5e-5,
+        betas: Sequence[float] = (0.5, 0.999),
+        lr_schedule: Literal["constant", "linear"] = "constant",
+        lr_decay_start_epoch: int | None = None,
+        pool_size: int = 50,
+        init_type: Literal["xavier", "normal", "kaiming", "orthogonal", "none"] = "xavier",
+        init_gain: float = 0.02,
+        mask_generated: bool = True,
+    ) -> None:
+        super().__init__()
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+        if init_type not in INIT_TYPES:
+            raise ValueError(f"init_type must be one of {INIT_TYPES}, got {init_type!r}")
+        for argument, value in (("lambda_cycle", lambda_cycle), ("lambda_identity", lambda_identity), ("lr", lr)):
+            if not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+                raise ValueError(f"{argument} must be a finite non-negative number, got {value!r}")
+        if len(tuple(betas)) != 2:
+            raise ValueError(f"betas must be two numbers, got {betas!r}")
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+
+        generator_kwargs = dict(generator_kwargs or {})
+        discriminator_kwargs = dict(discriminator_kwargs or {})
+        self.generator_s2r = create_generator(generator, **generator_kwargs)
+        self.generator_r2s = create_generator(generator, **generator_kwargs)
+        self.discriminator_real = create_discriminator(discriminator, **discriminator_kwargs)
+        self.discriminator_synthetic = create_discriminator(discriminator, **discriminator_kwargs)
+        for net in (self.generator_s2r, self.generator_r2s, self.discriminator_real, self.discriminator_synthetic):
+            init_weights(net, init_type, init_gain)
+
+        self.pool_real = ImagePool(pool_size)  # translated synthetic images, judged by discriminator_real
+        self.pool_synthetic = ImagePool(pool_size)
+
+    @property
+    def stride(self) -> int:
+        """Input heights and widths must be multiples of this (the generator's stride)."""
+        return int(getattr(self.generator_s2r, "stride", 1))
+
+    # ------------------------------------------------------------------ optimisation
+    def _trainable(self, *modules: nn.Module) -> list[nn.Parameter]:
+        return [p for m in modules for p in m.parameters() if p.requires_grad]
+
+    def configure_optimizers(self) -> Any:
+        betas = tuple(float(b) for b in self.hparams.betas)
+        opt_g = torch.optim.Adam(self._trainable(self.generator_s2r, self.generator_r2s), lr=self.hparams.lr, betas=betas)
+        opt_d = torch.optim.Adam(
+            self._trainable(self.discriminator_real, self.discriminator_synthetic), lr=self.hparams.lr, betas=betas
+        )
+        if self.hparams.lr_schedule == "constant":
+            return [opt_g, opt_d]
+        max_epochs = max(int(self.trainer.max_epochs or 1), 1) if self._trainer is not None else 1
+        start = self.hparams.lr_decay_start_epoch
+        start = max_epochs // 2 if start is None else int(start)
+        span = max(max_epochs - start, 1)
+
+        def factor(epoch: int) -> float:
+            # CycleGAN's rule: epochs before `start` at full rate, then 1 - k / (span + 1) in the
+            # k-th decayed epoch, so the last epoch still trains and the rate would hit 0 after it.
+            return 1.0 - max(0, epoch + 1 - start) / float(span + 1)
+
+        schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)]
+        return [opt_g, opt_d], schedulers
+
+    def on_train_epoch_end(self) -> None:
+        schedulers = self.lr_schedulers()
+        if schedulers is None:
+            return
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            scheduler.step()
+
+    # ------------------------------------------------------------------ forward passes
+    def forward(self, synthetic: torch.Tensor) -> torch.Tensor:
+        """Translate ``(B, 3, H, W)`` synthetic images in ``[-1, 1]`` to the real domain."""
+        return self.generator_s2r(synthetic)
+
+    def _translate(self, generator: nn.Module, source: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        out = generator(source)
+        return composite(out, source, mask) if self.hparams.mask_generated else out
+
+    def generator_losses(
+        self, synthetic: torch.Tensor, real: torch.Tensor, mask_s: torch.Tensor, mask_r: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """All generator loss terms, and the two translations (for the discriminators' turn)."""
+        hp = self.hparams
+        fake_real = self._translate(self.generator_s2r, synthetic, mask_s)
+        fake_synthetic = self._translate(self.generator_r2s, real, mask_r)
+        losses = {
+            "adv_s2r": lsgan_generator_loss(self.discriminator_real(fake_real)),
+            "adv_r2s": lsgan_generator_loss(self.discriminator_synthetic(fake_synthetic)),
+        }
+        rec_synthetic = self._translate(self.generator_r2s, fake_real, mask_s)
+        rec_real = self._translate(self.generator_s2r, fake_synthetic, mask_r)
+        losses["cycle"] = hp.lambda_cycle * (F.l1_loss(rec_synthetic, synthetic) + F.l1_loss(rec_real, real))
+        if hp.lambda_identity > 0:
+            idt_real = self._translate(self.generator_s2r, real, mask_r)
+            idt_synthetic = self._translate(self.generator_r2s, synthetic, mask_s)
+            weight = hp.lambda_cycle * hp.lambda_identity
+            losses["identity"] = weight * (F.l1_loss(idt_real, real) + F.l1_loss(idt_synthetic, synthetic))
+        return losses, fake_real, fake_synthetic
+
+    def discriminator_losses(
+        self, synthetic: torch.Tensor, real: torch.Tensor, fake_real: torch.Tensor, fake_synthetic: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        pooled_real = self.pool_real.query(fake_real.detach())
+        pooled_synthetic = self.pool_synthetic.query(fake_synthetic.detach())
+        return {
+            "d_real": lsgan_discriminator_loss(self.discriminator_real(real), self.discriminator_real(pooled_real)),
+            "d_synthetic": lsgan_discriminator_loss(
+                self.discriminator_synthetic(synthetic), self.discriminator_synthetic(pooled_synthetic)
+            ),
+        }
+
+    # ------------------------------------------------------------------ Lightning hooks
+    def _check_batch(self, images: torch.Tensor, name: str) -> None:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"batch['{name}']['image'] must be (B, 3, H, W), got {tuple(images.shape)}")
+        h, w = images.shape[-2:]
+        if h % self.stride or w % self.stride:
+            raise ValueError(
+                f"{name} images are {h}×{w}: height and width must be multiples of the generator's stride "
+                f"{self.stride}; choose crop_size / val_size accordingly"
+            )
+
+    def training_step(self, batch: dict[str, dict[str, torch.Tensor]], batch_idx: int) -> None:
+        synthetic, real = batch["synthetic"]["image"], batch["real"]["image"]
+        mask_s, mask_r = batch["synthetic"]["mask"], batch["real"]["mask"]
+        if batch_idx == 0:
+            self._check_batch(synthetic, "synthetic")
+            self._check_batch(real, "real")
+        opt_g, opt_d = self.optimizers()
+
+        # Generators: discriminators are frozen (toggle_optimizer), gradients still flow through them.
+        self.toggle_optimizer(opt_g)
+        g_losses, fake_real, fake_synthetic = self.generator_losses(synthetic, real, mask_s, mask_r)
+        g_total = sum(g_losses.values())
+        opt_g.zero_grad(set_to_none=True)
+        self.manual_backward(g_total)
+        opt_g.step()
+        self.untoggle_optimizer(opt_g)
+
+        self.toggle_optimizer(opt_d)
+        d_losses = self.discriminator_losses(synthetic, real, fake_real, fake_synthetic)
+        d_total = d_losses["d_real"] + d_losses["d_synthetic"]
+        opt_d.zero_grad(set_to_none=True)
+        self.manual_backward(d_total)
+        opt_d.step()
+        self.untoggle_optimizer(opt_d)
+
+        batch_size = synthetic.shape[0]
+        logged = {f"train/{k}": v.detach() for k, v in {**g_losses, **d_losses}.items()}
+        logged["train/g_total"] = g_total.detach()
+        self.log_dict(logged, batch_size=batch_size)
+        self.log_dict({"g": g_total.detach(), "d": d_total.detach()}, prog_bar=True, logger=False, batch_size=batch_size)
+
+    @torch.no_grad()
+    def validation_step(self, batch: dict[str, dict[str, torch.Tensor]], batch_idx: int) -> dict[str, torch.Tensor]:
+        synthetic, real = batch["synthetic"]["image"], batch["real"]["image"]
+        mask_s, mask_r = batch["synthetic"]["mask"], batch["real"]["mask"]
+        if batch_idx == 0:
+            self._check_batch(synthetic, "synthetic")
+        translated = self._translate(self.generator_s2r, synthetic, mask_s)
+        cycled = self._translate(self.generator_r2s, translated, mask_s)
+        fake_synthetic = self._translate(self.generator_r2s, real, mask_r)
+        cycled_real = self._translate(self.generator_s2r, fake_synthetic, mask_r)
+        metrics = {
+            "val/cycle_l1_synthetic": F.l1_loss(cycled, synthetic),
+            "val/cycle_l1_real": F.l1_loss(cycled_real, real),
+        }
+        self.log_dict(metrics, batch_size=synthetic.shape[0], sync_dist=True)
+        return {"synthetic": synthetic, "translated": translated, "cycled": cycled, "real": real}
+
+    # ------------------------------------------------------------------ resumable state
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["handaug"] = {
+            "pools": {"real": self.pool_real.state_dict(), "synthetic": self.pool_synthetic.state_dict()},
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": _numpy_state_to_tensors(np.random.get_state()),
+                "python": _python_state_to_list(random.getstate()),
+            },
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("handaug")
+        if not state:
+            return
+        self.pool_real.load_state_dict(state["pools"]["real"])
+        self.pool_synthetic.load_state_dict(state["pools"]["synthetic"])
+        rng = state.get("rng")
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            np.random.set_state(_numpy_state_from_tensors(rng["numpy"]))
+            random.setstate(_python_state_from_list(rng["python"]))
+
+    def on_train_start(self) -> None:
+        # Pools restored from a checkpoint live on the CPU until the model's device is known.
+        for pool in (self.pool_real, self.pool_synthetic):
+            pool.images = [im.to(self.device) for im in pool.images]
+
+
+# RNG states are stored as tensors and lists so that checkpoints load with weights_only=True.
+def _numpy_state_to_tensors(state: tuple) -> dict[str, Any]:
+    name, keys, pos, has_gauss, cached = state
+    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+            "has_gauss": int(has_gauss), "cached": float(cached)}
+
+
+def _numpy_state_from_tensors(state: dict[str, Any]) -> tuple:
+    return (state["name"], state["keys"].numpy().astype(np.uint32), state["pos"], state["has_gauss"], state["cached"])
+
+
+def _python_state_to_list(state: tuple) -> list:
+    version, internal, gauss = state
+    return [version, list(internal), gauss]
+
+
+def _python_state_from_list(state: list) -> tuple:
+    version, internal, gauss = state
+    return (version, tuple(internal), gauss)

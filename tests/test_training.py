@@ -1,0 +1,211 @@
+"""H-GAN training: losses, masks, image pool, resume, precision, schedules, export."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from handaug import load_generator, read_checkpoint
+from handaug.training import GeneratorExport, ImagePool, SampleGridWriter, composite, lsgan_discriminator_loss, lsgan_generator_loss
+
+from conftest import tiny_datamodule, tiny_hgan, tiny_trainer
+
+
+# ----------------------------------------------------------------------------- losses and pool
+def test_lsgan_losses_sum_over_scales():
+    ones, zeros = torch.ones(2, 1, 4, 4), torch.zeros(2, 1, 2, 2)
+    assert lsgan_generator_loss([ones, ones]).item() == 0.0
+    assert lsgan_generator_loss([zeros, zeros, zeros]).item() == 3.0
+    assert lsgan_generator_loss(zeros).item() == 1.0
+    # Perfect discriminator: 0; fooled on both scales: 0.5 * (1 + 1) per scale.
+    assert lsgan_discriminator_loss([ones, ones], [zeros, zeros]).item() == 0.0
+    assert lsgan_discriminator_loss([zeros, zeros], [ones, ones]).item() == 2.0
+    with pytest.raises(ValueError):
+        lsgan_discriminator_loss([ones], [zeros, zeros])
+
+
+def test_composite_keeps_background_bit_for_bit():
+    source, translated = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    mask = (torch.rand(2, 1, 8, 8) > 0.5).float()
+    out = composite(translated, source, mask)
+    m = mask.expand_as(source).bool()
+    assert torch.equal(out[~m], source[~m]) and torch.equal(out[m], translated[m])
+
+
+def test_image_pool_fills_then_swaps_half_the_time():
+    torch.manual_seed(0)
+    pool = ImagePool(4)
+    first = torch.arange(4.0).view(4, 1, 1, 1)
+    assert torch.equal(pool.query(first), first) and len(pool) == 4
+    returned = torch.cat([pool.query(torch.full((1, 1, 1, 1), 100.0 + i)) for i in range(200)])
+    from_history = (returned < 100).sum().item() + sum((returned.flatten() != 100 + torch.arange(200)).tolist())
+    assert 60 < (returned.flatten() != 100 + torch.arange(200)).sum().item() < 140  # about half swapped
+    assert len(pool) == 4 and from_history > 0
+    assert torch.equal(ImagePool(0).query(first), first)
+    with pytest.raises(ValueError, match="pool_size"):
+        ImagePool(-1)
+
+
+def test_image_pool_state_round_trip():
+    pool = ImagePool(3)
+    pool.query(torch.rand(2, 3, 4, 4))
+    other = ImagePool(3)
+    other.load_state_dict(pool.state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(pool.images, other.images))
+    with pytest.raises(ValueError, match="pool_size is 5"):
+        ImagePool(5).load_state_dict(pool.state_dict())
+
+
+# ----------------------------------------------------------------------------- training
+class LossRecorder(L.Callback):
+    def __init__(self):
+        self.history = []
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        m = trainer.callback_metrics
+        self.history.append({k.split("/")[-1]: float(v) for k, v in m.items() if k.startswith("train/")})
+
+
+def test_short_training_lowers_generator_adversarial_plus_cycle_loss(tmp_path):
+    L.seed_everything(0)
+    recorder = LossRecorder()
+    trainer = tiny_trainer(tmp_path, max_steps=2 * 30, callbacks=[recorder], limit_val_batches=0)
+    trainer.fit(tiny_hgan(), datamodule=tiny_datamodule(synthetic_kwargs={"image_size": 48, "length": 200}))
+    totals = [h["adv_s2r"] + h["adv_r2s"] + h["cycle"] for h in recorder.history]
+    assert len(totals) == 30
+    first, last = sum(totals[:5]) / 5, sum(totals[-5:]) / 5
+    assert last < 0.7 * first, (first, last)
+    assert all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in recorder.history)
+
+
+def test_masks_keep_translated_backgrounds_equal_to_the_source():
+    model = tiny_hgan().eval()
+    dm = tiny_datamodule()
+    dm.setup("fit")
+    batch = next(iter(dm.val_dataloader()))
+    out = model.validation_step(batch, 0)
+    mask = batch["synthetic"]["mask"].expand_as(out["synthetic"]).bool()
+    assert (~mask).any() and mask.any()
+    assert torch.equal(out["translated"][~mask], out["synthetic"][~mask])
+    assert torch.equal(out["cycled"][~mask], out["synthetic"][~mask])
+    assert not torch.equal(out["translated"][mask], out["synthetic"][mask])
+
+
+def test_without_mask_generated_the_whole_image_changes():
+    model = tiny_hgan(mask_generated=False).eval()
+    dm = tiny_datamodule()
+    dm.setup("fit")
+    batch = next(iter(dm.val_dataloader()))
+    out = model.validation_step(batch, 0)
+    mask = batch["synthetic"]["mask"].expand_as(out["synthetic"]).bool()
+    assert not torch.equal(out["translated"][~mask], out["synthetic"][~mask])
+
+
+def test_crop_not_divisible_by_stride_is_rejected(tmp_path):
+    trainer = tiny_trainer(tmp_path, max_steps=2, limit_val_batches=0)
+    with pytest.raises(ValueError, match="multiples of the generator's stride 4"):
+        trainer.fit(tiny_hgan(), datamodule=tiny_datamodule(crop_size=30))
+
+
+def test_model_arguments_are_checked():
+    with pytest.raises(ValueError, match="lr_schedule"):
+        tiny_hgan(lr_schedule="cosine")
+    with pytest.raises(ValueError, match="lambda_cycle"):
+        tiny_hgan(lambda_cycle=float("nan"))
+    with pytest.raises(ValueError, match="init_type"):
+        tiny_hgan(init_type="uniform")
+    with pytest.raises(ValueError, match="unknown discriminator name 'patchgan'"):
+        tiny_hgan(discriminator="patchgan", discriminator_kwargs={})
+
+
+def test_linear_schedule_decays_to_zero(tmp_path):
+    model = tiny_hgan(lr_schedule="linear", lr_decay_start_epoch=1, discriminator="pixel", discriminator_kwargs={"ndf": 4})
+    lrs = []
+
+    class Spy(L.Callback):
+        def on_train_epoch_start(self, trainer, pl_module):
+            lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    trainer = tiny_trainer(tmp_path, max_epochs=4, limit_train_batches=1, limit_val_batches=0, callbacks=[Spy()])
+    trainer.fit(model, datamodule=tiny_datamodule())
+    assert lrs == pytest.approx([2e-4, 1.5e-4, 1e-4, 0.5e-4])  # decay from epoch 1 over 3 epochs
+
+
+def test_constant_schedule_by_default(tmp_path):
+    model = tiny_hgan(discriminator="pixel", discriminator_kwargs={"ndf": 4})
+    trainer = tiny_trainer(tmp_path, max_epochs=2, limit_train_batches=1, limit_val_batches=0)
+    trainer.fit(model, datamodule=tiny_datamodule())
+    assert trainer.lr_scheduler_configs == []
+    assert trainer.optimizers[0].param_groups[0]["lr"] == 2e-4
+
+
+def test_bf16_mixed_precision_trains(tmp_path):
+    L.seed_everything(0)
+    recorder = LossRecorder()
+    trainer = tiny_trainer(tmp_path, precision="bf16-mixed", max_steps=4, limit_val_batches=0, callbacks=[recorder])
+    model = tiny_hgan()
+    trainer.fit(model, datamodule=tiny_datamodule())
+    assert len(recorder.history) == 2
+    assert all(torch.isfinite(torch.tensor(list(h.values()))).all() for h in recorder.history)
+    assert model.generator_s2r.model[1].weight.dtype == torch.float32  # master weights stay fp32
+
+
+# ----------------------------------------------------------------------------- resume
+def _fit(root, max_epochs, ckpt_path=None, callbacks=()):
+    L.seed_everything(0, workers=True)
+    model = tiny_hgan()
+    checkpoint = ModelCheckpoint(dirpath=str(root / "checkpoints"), save_last=True, save_top_k=0)
+    trainer = tiny_trainer(root, max_epochs=max_epochs, limit_train_batches=3, limit_val_batches=1,
+                           enable_checkpointing=True, callbacks=[checkpoint, *callbacks])
+    trainer.fit(model, datamodule=tiny_datamodule(), ckpt_path=ckpt_path, weights_only=True)
+    return trainer, model
+
+
+def test_resume_restores_optimisers_pools_epoch_and_step_and_continues_identically(tmp_path):
+    _, straight = _fit(tmp_path / "straight", max_epochs=2)
+
+    first, _ = _fit(tmp_path / "resumed", max_epochs=1)
+    assert first.global_step == 6  # two optimiser steps per batch
+    saved = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert len(saved["handaug"]["pools"]["real"]["images"]) == 4
+
+    seen = {}
+
+    class Probe(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen["step"], seen["epoch"] = trainer.global_step, trainer.current_epoch
+            seen["exp_avg"] = trainer.optimizers[0].state_dict()["state"][0]["exp_avg"].clone()
+            seen["pool"] = [im.clone() for im in pl_module.pool_real.images]
+
+    second, resumed = _fit(tmp_path / "resumed", max_epochs=2, ckpt_path="last", callbacks=[Probe()])
+    assert (seen["step"], seen["epoch"]) == (6, 1)
+    assert torch.equal(seen["exp_avg"], saved["optimizer_states"][0]["state"][0]["exp_avg"])
+    assert all(torch.equal(a, b) for a, b in zip(seen["pool"], saved["handaug"]["pools"]["real"]["images"]))
+    assert second.global_step == 12
+    # The resumed run ends exactly where the uninterrupted one does.
+    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+# ----------------------------------------------------------------------------- outputs
+def test_export_and_sample_grid(tmp_path):
+    L.seed_everything(0)
+    grids, export = SampleGridWriter(max_images=3), GeneratorExport()
+    trainer = tiny_trainer(tmp_path, max_epochs=1, limit_train_batches=2, limit_val_batches=1, callbacks=[grids, export])
+    model = tiny_hgan()
+    trainer.fit(model, datamodule=tiny_datamodule())
+    assert grids.last_written is not None and grids.last_written.parent == tmp_path / "samples"
+    import cv2
+
+    grid = cv2.imread(str(grids.last_written))
+    assert grid.shape == (2 + 3 * 50, 2 + 3 * 50, 3)  # 3 rows × (synthetic | translated | cycled) at 48 px
+    ckpt = read_checkpoint(tmp_path / "export")
+    assert ckpt.config["mask"] == {"background": 1.0, "trained_with_masks": True}
+    assert ckpt.config["image_size"] == {"train": 32, "val": 48}
+    assert ckpt.config["training"]["batches"] == 2 and ckpt.config["training"]["data"]["synthetic"]["source"] == "procedural"
+    generator = load_generator(tmp_path / "export")
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(generator(x), model.generator_s2r.eval()(x))
