@@ -11,6 +11,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from lightning.pytorch.strategies import DDPStrategy
 
 from handaug.initialization import INIT_TYPES, init_weights
 from handaug.registry import create_discriminator, create_generator
@@ -117,6 +118,13 @@ class HGAN(L.LightningModule):
 
         self.pool_real = ImagePool(pool_size)  # translated synthetic images, judged by discriminator_real
         self.pool_synthetic = ImagePool(pool_size)
+
+    def setup(self, stage: str) -> None:
+        # Each step runs two backward passes over disjoint parameter sets (generators, then
+        # discriminators), which plain DDP refuses. Make `--trainer.strategy ddp` work as is.
+        strategy = self.trainer.strategy
+        if isinstance(strategy, DDPStrategy) and "find_unused_parameters" not in strategy._ddp_kwargs:
+            strategy._ddp_kwargs["find_unused_parameters"] = True
 
     @property
     def stride(self) -> int:
