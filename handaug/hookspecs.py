@@ -98,3 +98,13 @@ def handaug_register_datasets(registry: Registry) -> None:
     ``path`` (str). Keypoints follow handaug's joint order: wrist, then thumb, index, middle,
     ring and pinky, each from base to tip.
     """
+
+
+@hookspec
+def handaug_register_feature_extractors(registry: Registry) -> None:
+    """Add image feature extractors for FID/KID (``handaug-eval --features NAME``).
+
+    The factory returns a ``torch.nn.Module`` mapping a float tensor ``(B, 3, H, W)`` with values
+    in ``[0, 1]`` (RGB, any H and W; resize inside if the network needs a fixed size) to
+    features ``(B, d)`` float32. It must set an integer attribute ``num_features`` (= d).
+    """

@@ -46,6 +46,7 @@ _HOOK_OF_KIND = {
     "discriminator": "handaug_register_discriminators",
     "loss": "handaug_register_losses",
     "dataset": "handaug_register_datasets",
+    "feature_extractor": "handaug_register_feature_extractors",
 }
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch.nn as nn
 
-KINDS: tuple[str, ...] = ("generator", "discriminator", "loss", "dataset")
+KINDS: tuple[str, ...] = ("generator", "discriminator", "loss", "dataset", "feature_extractor")
 SPEC_ATTRIBUTE = "handaug_spec"
 
 
@@ -85,7 +85,8 @@ class NetworkSpec:
 
 
 class Registry:
-    """The names of one kind (``"generator"``, ``"discriminator"``, ``"loss"``, ``"dataset"``).
+    """The names of one kind (``"generator"``, ``"discriminator"``, ``"loss"``, ``"dataset"``,
+    ``"feature_extractor"``).
 
     Plugins call :meth:`add` from their hook implementations; users go through
     :func:`create_generator` and friends rather than using a registry directly.
@@ -228,6 +229,11 @@ def create_loss(name: str, **kwargs: Any) -> nn.Module:
 def create_dataset(name: str, root: str | None = None, **kwargs: Any) -> Any:
     """Build the dataset reader registered as ``name`` over the files under ``root``."""
     return get_registry("dataset").create(name, root=root, **kwargs)
+
+
+def create_feature_extractor(name: str, **kwargs: Any) -> nn.Module:
+    """Build the FID/KID feature extractor registered as ``name`` (``(B, 3, H, W)`` in ``[0, 1]`` → ``(B, d)``)."""
+    return _create_network("feature_extractor", name, kwargs)
 
 
 def network_spec(module: nn.Module) -> NetworkSpec | None:
