@@ -1,0 +1,305 @@
+"""``SynthToReal``: a trained H-GAN generator as an on-the-fly augmentation that keeps keypoints exact.
+
+>>> s2r = SynthToReal("runs/hgan/export", p=0.7)
+>>> out = s2r(images)                  # (B, 3, H, W) uint8 or float in [0, 1] -> same shape, dtype, device
+>>> out = s2r(images, mask=hand_masks) # only the hand changes; the background stays bit-exact
+
+The translation never moves pixels: the image size is unchanged (inputs are padded to the
+generator's stride inside and cropped back) and the hand's silhouette is the one of the input,
+so 2D/3D keypoints, boxes, masks and labels stay valid as they are.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from handaug.checkpoint import GeneratorCheckpoint, read_checkpoint
+from handaug.hand_crop import gather_windows, hand_windows, paste_windows
+from handaug.image_tensors import check_images, check_mask, from_model_range, to_model_range
+from handaug.precision import PRECISIONS, Precision, resolve_precision
+
+MaskMode = Literal["composite", "none"]
+MASK_MODES: tuple[str, ...] = ("composite", "none")
+PathLike = str | os.PathLike[str]
+
+
+def _as_paths(ckpt: PathLike | Sequence[PathLike]) -> list[PathLike]:
+    if isinstance(ckpt, (str, os.PathLike)):
+        return [ckpt]
+    if isinstance(ckpt, Sequence) and ckpt and all(isinstance(c, (str, os.PathLike)) for c in ckpt):
+        return list(ckpt)
+    raise ValueError(f"ckpt must be a checkpoint path or a non-empty list of paths, got {ckpt!r}")
+
+
+def _pad_to_multiple(x: torch.Tensor, stride: int) -> tuple[torch.Tensor, int, int]:
+    h, w = x.shape[-2:]
+    ph, pw = -h % stride, -w % stride
+    if ph == 0 and pw == 0:
+        return x, h, w
+    # Reflection looks most like the image near the border; it needs the pad smaller than the side.
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode), h, w
+
+
+class SynthToReal(nn.Module):
+    """Translate synthetic hand images to the real domain with trained generators.
+
+    Args:
+        ckpt: a handaug generator checkpoint (directory or ``.safetensors`` file), or a list of
+            them: a pool from which one generator is drawn per image (e.g. checkpoints trained on
+            different subjects or skin tones), for more appearance diversity than one CycleGAN.
+        p: probability that an image is translated. An image not chosen is returned bit for bit.
+        device: where the generators run; ``None`` runs them where the images are (CPU in
+            DataLoader workers, the GPU for a GPU batch). Outputs are always on the input's device.
+        mask_mode: with a ``mask``, ``"composite"`` pastes the translated hand over the original
+            background (pixels outside the mask unchanged bit for bit, soft masks blend) and feeds
+            the generator the background it was trained with; ``"none"`` translates whole images
+            and ignores masks.
+        seed: seeds this transform's own random generator (per DataLoader worker, the worker id
+            is mixed in so workers do not repeat each other). Without ``seed`` and ``generator``,
+            torch's global RNG is used (seeded per worker by the DataLoader).
+        generator: a ``torch.Generator`` (CPU) to draw from instead.
+        precision: ``"auto"`` (bf16 autocast where the device runs it natively: recent CUDA GPUs
+            and CPUs with AVX512-BF16/AMX; fp32 elsewhere), ``"fp32"``, ``"bf16"``, ``"fp16"``
+            (CUDA). bf16 stays within :data:`handaug.precision.BF16_TOLERANCE` of fp32.
+        hand_crop: with masks in composite mode, translate only a padded box around each hand
+            (one shared box size per batch) instead of the whole frame: several times faster for
+            small hands. Results inside the mask differ slightly from full-frame translation,
+            since the generator sees less context.
+        crop_margin: box padding on each side, as a fraction of the hand box's larger side.
+        compile: ``torch.compile`` the generators (slow first call, faster afterwards).
+
+    Shapes and types:
+        ``images``: ``(B, 3, H, W)`` or ``(3, H, W)``, uint8 in ``[0, 255]`` or float in ``[0, 1]``,
+        any H and W. ``mask``: ``(B, 1, H, W)`` / ``(B, H, W)`` (``(1, H, W)`` / ``(H, W)`` when
+        unbatched), bool, uint8 (non-zero is hand) or float alpha in ``[0, 1]``. The output has
+        the shape, dtype and device of ``images``.
+
+    The module holds no weights of its own: generators are loaded on first use in each process
+    (so pickling it for DataLoader workers never copies weights) and run without gradients in
+    eval mode. Calls from several threads are safe.
+    """
+
+    def __init__(
+        self,
+        ckpt: PathLike | Sequence[PathLike],
+        p: float = 1.0,
+        device: str | torch.device | None = None,
+        mask_mode: MaskMode = "composite",
+        *,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        precision: Precision = "auto",
+        hand_crop: bool = False,
+        crop_margin: float = 0.25,
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
+            raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+        if mask_mode not in MASK_MODES:
+            raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if not isinstance(crop_margin, (int, float)) or not 0.0 <= crop_margin <= 4.0:
+            raise ValueError(f"crop_margin must be a number in [0, 4], got {crop_margin!r}")
+        if seed is not None and generator is not None:
+            raise ValueError("give either seed or generator, not both")
+        if generator is not None and (not isinstance(generator, torch.Generator) or generator.device.type != "cpu"):
+            raise ValueError(f"generator must be a CPU torch.Generator, got {generator!r}")
+        self.ckpt_paths = [str(c) for c in _as_paths(ckpt)]
+        self.checkpoints: list[GeneratorCheckpoint] = [read_checkpoint(c) for c in self.ckpt_paths]
+        for c in self.checkpoints:
+            if c.direction != "synthetic_to_real":
+                raise ValueError(f"ckpt {str(c.path)!r} translates {c.direction}, expected synthetic_to_real")
+        self.p = float(p)
+        self.device = torch.device(device) if device is not None else None
+        self.mask_mode = mask_mode
+        self.seed = seed
+        self.precision = precision
+        self.hand_crop = bool(hand_crop)
+        self.crop_margin = float(crop_margin)
+        self.compile = bool(compile)
+        self._user_generator = generator
+        self._init_process_state()
+
+    # ------------------------------------------------------------------ per-process state
+    def _init_process_state(self) -> None:
+        self._lock = threading.Lock()
+        self._replicas: dict[str, list[nn.Module]] = {}
+        self._rng: torch.Generator | None = self._user_generator
+        self._rng_pid: int | None = os.getpid() if self._user_generator is not None else None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled for DataLoader workers (spawn) or multiprocessing: never the weights, locks or RNG.
+        state = self.__dict__.copy()
+        for key in ("_lock", "_replicas", "_rng", "_rng_pid"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._init_process_state()
+
+    def _random_generator(self) -> torch.Generator | None:
+        if self._user_generator is not None:
+            return self._user_generator
+        if self.seed is None:
+            return None
+        if self._rng is None or self._rng_pid != os.getpid():
+            info = torch.utils.data.get_worker_info()
+            worker = info.id + 1 if info is not None else 0
+            rng = torch.Generator()
+            rng.manual_seed((int(self.seed) * 1_000_003 + worker) % (2**63 - 1))
+            self._rng, self._rng_pid = rng, os.getpid()
+        return self._rng
+
+    def generators(self, device: torch.device | str = "cpu") -> list[nn.Module]:
+        """The generators of the pool on ``device``, loaded (once per process and device) if needed."""
+        device = torch.device(device)
+        key = str(device)
+        replicas = self._replicas.get(key)
+        if replicas is None:
+            with self._lock:
+                replicas = self._replicas.get(key)
+                if replicas is None:
+                    replicas = []
+                    for ckpt in self.checkpoints:
+                        g = ckpt.build(device)
+                        if device.type == "cuda":
+                            g = g.to(memory_format=torch.channels_last)
+                        replicas.append(torch.compile(g) if self.compile else g)
+                    self._replicas[key] = replicas
+        return replicas
+
+    @property
+    def stride(self) -> int:
+        """Inputs are padded inside to a multiple of this (the least common multiple of the pool's strides)."""
+        import math
+
+        return math.lcm(*(max(c.stride, 1) for c in self.checkpoints))
+
+    # ------------------------------------------------------------------ translation
+    def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Translate each image with probability ``p``; see the class docstring for shapes."""
+        unbatched = isinstance(images, torch.Tensor) and images.ndim == 3
+        batch = check_images(images)
+        masks = check_mask(mask, batch, unbatched) if mask is not None and self.mask_mode == "composite" else None
+        n = batch.shape[0]
+        rng = self._random_generator()
+        chosen = None
+        if self.p < 1.0:
+            chosen = torch.rand(n, generator=rng) < self.p
+            if not bool(chosen.any()):
+                return images
+            if bool(chosen.all()):
+                chosen = None
+        assignment = torch.randint(len(self.checkpoints), (n,), generator=rng) if len(self.checkpoints) > 1 else None
+        out = self.translate(batch, masks, chosen=chosen, assignment=assignment)
+        return out[0] if unbatched else out
+
+    def translate(
+        self,
+        images: torch.Tensor,
+        masks: torch.Tensor | None = None,
+        *,
+        chosen: torch.Tensor | None = None,
+        assignment: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Translate the ``chosen`` images (all if ``None``) of a checked batch, without drawing randomness.
+
+        Args:
+            images: ``(B, 3, H, W)`` uint8 or float in ``[0, 1]`` (already validated).
+            masks: ``(B, 1, H, W)`` float in ``[0, 1]`` for compositing, or ``None``.
+            chosen: ``(B,)`` bool, which images to translate (the others are copied unchanged).
+            assignment: ``(B,)`` int64, index of the pool generator for each image (default 0).
+        """
+        select = None if chosen is None else chosen.nonzero().squeeze(1)
+        sub = images if select is None else images[select.to(images.device)]
+        sub_masks = None if masks is None else (masks if select is None else masks[select.to(masks.device)])
+        sub_assignment = None if assignment is None else (assignment if select is None else assignment[select])
+        translated = self._translate_all(sub, sub_masks, sub_assignment)
+        if select is None:
+            return translated
+        out = images.clone()
+        out[select.to(images.device)] = translated
+        return out
+
+    def _translate_all(self, images: torch.Tensor, masks: torch.Tensor | None, assignment: torch.Tensor | None) -> torch.Tensor:
+        device = self.device or images.device
+        x = images.to(device, non_blocking=True)
+        m = None if masks is None else masks.to(device, non_blocking=True)
+        generators = self.generators(device)
+        autocast_dtype = resolve_precision(self.precision, device)
+        with torch.inference_mode():
+            model_in = to_model_range(x)
+            if assignment is None:
+                model_out = self._generate(generators[0], self.checkpoints[0], model_in, m, autocast_dtype)
+            else:
+                model_out = torch.empty_like(model_in)
+                for k, (g, ckpt) in enumerate(zip(generators, self.checkpoints)):
+                    rows = (assignment == k).nonzero().squeeze(1).to(device)
+                    if rows.numel():
+                        part = None if m is None else m[rows]
+                        model_out[rows] = self._generate(g, ckpt, model_in[rows], part, autocast_dtype)
+        # Outside inference mode: the result is an ordinary tensor users may modify in place.
+        with torch.no_grad():
+            out = from_model_range(model_out, like=x)
+            if m is not None:
+                out = _composite(out, x, m)
+        return out.to(images.device, non_blocking=True)
+
+    def _generate(
+        self,
+        generator: nn.Module,
+        ckpt: GeneratorCheckpoint,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        autocast_dtype: torch.dtype | None,
+    ) -> torch.Tensor:
+        """``x`` ``(n, 3, H, W)`` in ``[-1, 1]`` → translation in ``[-1, 1]`` (fp32), same size."""
+        if mask is not None and ckpt.background is not None:
+            # The generator learnt hands on this background: give it the same.
+            x = torch.where(mask > 0, x, torch.as_tensor(ckpt.background, dtype=x.dtype, device=x.device))
+        if mask is not None and self.hand_crop:
+            windows = hand_windows(mask, self.crop_margin, self.stride)
+            if windows is None:
+                return x
+            crops = self._run(generator, gather_windows(x, windows), autocast_dtype)
+            return paste_windows(x, crops, windows)
+        return self._run(generator, x, autocast_dtype)
+
+    def _run(self, generator: nn.Module, x: torch.Tensor, autocast_dtype: torch.dtype | None) -> torch.Tensor:
+        padded, h, w = _pad_to_multiple(x, self.stride)
+        if padded.device.type == "cuda":
+            padded = padded.contiguous(memory_format=torch.channels_last)
+        if autocast_dtype is not None:
+            with torch.autocast(padded.device.type, dtype=autocast_dtype):
+                y = generator(padded)
+        else:
+            y = generator(padded)
+        return y[..., :h, :w].float()
+
+    def extra_repr(self) -> str:
+        ckpts = self.ckpt_paths[0] if len(self.ckpt_paths) == 1 else f"{len(self.ckpt_paths)} checkpoints"
+        return (
+            f"ckpt={ckpts!r}, p={self.p}, device={self.device}, mask_mode={self.mask_mode!r}, "
+            f"precision={self.precision!r}, hand_crop={self.hand_crop}"
+        )
+
+
+def _composite(translated: torch.Tensor, original: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Blend ``translated`` over ``original`` by ``mask`` (B, 1, H, W) in [0, 1]; where the mask is 0
+    the result is ``original`` exactly (same dtype)."""
+    if original.dtype == torch.uint8:
+        blended = torch.lerp(original.float(), translated.float(), mask).round_().to(torch.uint8)
+    else:
+        blended = torch.lerp(original, translated.to(original.dtype), mask.to(original.dtype))
+    return torch.where(mask > 0, blended, original)
