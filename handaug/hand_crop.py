@@ -1,8 +1,11 @@
 """Hand-crop windows: translate only a padded box around each hand instead of the whole frame.
 
-All windows of a batch share one square side (the largest padded hand box, rounded up to the
-generator's stride and capped by the image), so the crops stack into one tensor and run as one
-batch. Gathering and pasting use index tensors: no Python loop over images.
+Hands of a batch are grouped by size: each image's padded hand box is rounded up to the next
+side of a geometric ladder (ratio :data:`SIDE_RATIO`, multiples of the generator's stride), and
+the images of one rung share that square side, so their crops stack into one tensor and run as
+one batch. A batch of similar hands is one group; a mix of small and large hands costs a few
+generator calls instead of padding every crop to the largest hand. Gathering and pasting use
+index tensors: no Python loop over images.
 """
 
 from __future__ import annotations
@@ -28,25 +31,44 @@ class CropWindows:
         return self.left[:, None] + torch.arange(self.width, device=self.left.device)
 
 
+#: Consecutive crop sides differ by at most this factor (so a crop is at most 25 % wider than its hand box).
+SIDE_RATIO = 1.25
+
+
 def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def hand_windows(mask: torch.Tensor, margin: float, stride: int) -> CropWindows | None:
-    """Windows around the hands of ``mask`` ``(N, 1, H, W)`` (> 0 is hand); ``None`` if no image has a hand.
+def side_ladder(largest: int, stride: int) -> list[int]:
+    """Crop sides from ``stride`` up to at least ``largest``: multiples of ``stride``, each at most
+    :data:`SIDE_RATIO` times the previous one (but at least one ``stride`` larger)."""
+    rungs = [stride]
+    while rungs[-1] < largest:
+        rungs.append(max(rungs[-1] + stride, (int(rungs[-1] * SIDE_RATIO) // stride) * stride))
+    return rungs
 
-    Each hand's bounding box grows by ``margin`` × its larger side on every side; the shared
-    side is the largest grown box, rounded up to ``stride`` and at most the (stride-rounded)
-    image size. Windows are centred on their hand and shifted to stay inside the image where
-    the image is large enough. Images without hand pixels get a window too (their pixels are
-    left alone by compositing).
+
+@dataclass(frozen=True)
+class WindowGroup:
+    """Images (indices into the batch) whose hands share one crop size, and their windows."""
+
+    indices: torch.Tensor
+    windows: CropWindows
+
+
+def hand_window_groups(mask: torch.Tensor, margin: float, stride: int) -> list[WindowGroup]:
+    """Crop windows around the hands of ``mask`` ``(N, 1, H, W)`` (> 0 is hand), grouped by size.
+
+    Each hand's bounding box grows by ``margin`` × its larger side on every side, and its side
+    is rounded up to the ladder (see the module docstring), capped by the stride-rounded image
+    size. Windows are centred on their hand and shifted to stay inside the image where the
+    image is large enough. Images without hand pixels are in no group (compositing leaves them
+    unchanged anyway); an empty list means no image has a hand.
     """
     n, _, h, w = mask.shape
     hand = mask[:, 0] > 0
     any_rows, any_cols = hand.any(dim=2), hand.any(dim=1)  # (N, H), (N, W)
     present = any_rows.any(dim=1)
-    if not bool(present.any()):
-        return None
     ar_h = torch.arange(h, device=mask.device)
     ar_w = torch.arange(w, device=mask.device)
     top = torch.where(any_rows, ar_h, h).amin(dim=1)
@@ -55,14 +77,20 @@ def hand_windows(mask: torch.Tensor, margin: float, stride: int) -> CropWindows 
     right = torch.where(any_cols, ar_w, -1).amax(dim=1) + 1
     extent = torch.maximum(bottom - top, right - left).clamp_min(1)
     grown = extent + 2 * torch.ceil(extent.float() * margin).long()
-    side = int(grown[present].max())  # the one host sync: the shared crop size
-    side_h = min(_round_up(side, stride), _round_up(h, stride))
-    side_w = min(_round_up(side, stride), _round_up(w, stride))
-    centre_y = torch.where(present, (top + bottom) // 2, h // 2)
-    centre_x = torch.where(present, (left + right) // 2, w // 2)
-    win_top = (centre_y - side_h // 2).clamp(min=0, max=max(h - side_h, 0))
-    win_left = (centre_x - side_w // 2).clamp(min=0, max=max(w - side_w, 0))
-    return CropWindows(win_top, win_left, side_h, side_w)
+    centre_y, centre_x = (top + bottom) // 2, (left + right) // 2
+    # One host sync for the batch: the sizes decide the groups.
+    largest = int(grown.max())
+    ladder = torch.tensor(side_ladder(largest, stride), device=mask.device)
+    sides = ladder[torch.searchsorted(ladder, grown)]
+    groups = []
+    for side in torch.unique(sides[present]).tolist():
+        idx = ((sides == side) & present).nonzero().squeeze(1)
+        side_h = min(side, _round_up(h, stride))
+        side_w = min(side, _round_up(w, stride))
+        win_top = (centre_y[idx] - side_h // 2).clamp(min=0, max=max(h - side_h, 0))
+        win_left = (centre_x[idx] - side_w // 2).clamp(min=0, max=max(w - side_w, 0))
+        groups.append(WindowGroup(idx, CropWindows(win_top, win_left, side_h, side_w)))
+    return groups
 
 
 def gather_windows(images: torch.Tensor, windows: CropWindows) -> torch.Tensor:

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from handaug.checkpoint import GeneratorCheckpoint, read_checkpoint
-from handaug.hand_crop import gather_windows, hand_windows, paste_windows
+from handaug.hand_crop import gather_windows, hand_window_groups, paste_windows
 from handaug.image_tensors import check_images, check_mask, from_model_range, to_model_range
 from handaug.precision import PRECISIONS, Precision, resolve_precision
 
@@ -70,8 +70,8 @@ class SynthToReal(nn.Module):
             and CPUs with AVX512-BF16/AMX; fp32 elsewhere), ``"fp32"``, ``"bf16"``, ``"fp16"``
             (CUDA). bf16 stays within :data:`handaug.precision.BF16_TOLERANCE` of fp32.
         hand_crop: with masks in composite mode, translate only a padded box around each hand
-            (one shared box size per batch) instead of the whole frame: several times faster for
-            small hands. Results inside the mask differ slightly from full-frame translation,
+            instead of the whole frame (hands of similar size share one box size and run as one
+            batch; see :mod:`handaug.hand_crop`): several times faster for small hands. Results inside the mask differ slightly from full-frame translation,
             since the generator sees less context.
         crop_margin: box padding on each side, as a fraction of the hand box's larger side.
         compile: ``torch.compile`` the generators (slow first call, faster afterwards).
@@ -98,7 +98,7 @@ class SynthToReal(nn.Module):
         generator: torch.Generator | None = None,
         precision: Precision = "auto",
         hand_crop: bool = False,
-        crop_margin: float = 0.25,
+        crop_margin: float = 0.15,
         compile: bool = False,
     ) -> None:
         super().__init__()
@@ -269,11 +269,12 @@ class SynthToReal(nn.Module):
             # The generator learnt hands on this background: give it the same.
             x = torch.where(mask > 0, x, torch.as_tensor(ckpt.background, dtype=x.dtype, device=x.device))
         if mask is not None and self.hand_crop:
-            windows = hand_windows(mask, self.crop_margin, self.stride)
-            if windows is None:
-                return x
-            crops = self._run(generator, gather_windows(x, windows), autocast_dtype)
-            return paste_windows(x, crops, windows)
+            out = x.clone()  # images without a hand keep their input: compositing discards it anyway
+            for group in hand_window_groups(mask, self.crop_margin, self.stride):
+                part = x[group.indices]
+                crops = self._run(generator, gather_windows(part, group.windows), autocast_dtype)
+                out[group.indices] = paste_windows(part, crops, group.windows)
+            return out
         return self._run(generator, x, autocast_dtype)
 
     def _run(self, generator: nn.Module, x: torch.Tensor, autocast_dtype: torch.dtype | None) -> torch.Tensor:
