@@ -75,14 +75,17 @@ def handaug_register_losses(registry: Registry) -> None:
     - ``source``: ``(B, 3, H, W)`` float in ``[-1, 1]``, the input images;
     - ``translated``: ``(B, 3, H, W)`` float in ``[-1, 1]``, the generator's output for them
       (gradients flow back to the generator through it);
-    - ``source_mask``: ``(B, 1, H, W)`` float in ``{0, 1}``, the hand mask of the source
-      (all ones when the dataset has no masks);
+    - ``source_mask``: ``(B, 1, H, W)`` float in ``{0, 1}``, the hand mask of the source, or
+      ``None`` when the source images have no masks;
     - ``direction``: ``"synthetic_to_real"`` or ``"real_to_synthetic"``.
 
-    It returns a scalar tensor, added to the generator loss with the module's ``weight``
-    attribute (default 1.0). If the module has trainable parameters of its own (a segmentation
-    network trained alongside the GAN), it also defines ``auxiliary_loss(images, masks)``
-    returning a scalar; H-GAN optimises those parameters with a separate Adam optimiser.
+    ``translated`` is the generator's raw output, before any compositing with the mask. The
+    module returns a scalar tensor, added to the generator loss times its ``weight`` attribute
+    (default 1.0). If the module has trainable parameters of its own (a segmentation network
+    trained alongside the GAN), it also defines ``auxiliary_loss(images, masks)`` (images
+    ``(N, 3, H, W)`` in ``[-1, 1]`` with known hand masks ``(N, 1, H, W)``) returning a scalar;
+    H-GAN trains those parameters with a separate Adam optimiser at the module's
+    ``auxiliary_lr`` attribute (default 1e-4). They never receive gradients from the generator loss.
     """
 
 

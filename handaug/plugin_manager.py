@@ -38,6 +38,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "handaug.plugins.resnet",
     "handaug.plugins.patchgan",
     "handaug.plugins.perceptual",
+    "handaug.plugins.geocongan",
     "handaug.data.builtin",
 )
 

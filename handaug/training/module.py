@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from lightning.pytorch.strategies import DDPStrategy
 
 from handaug.initialization import INIT_TYPES, init_weights
-from handaug.registry import create_discriminator, create_generator
+from handaug.registry import create_discriminator, create_generator, create_loss
 from handaug.training.image_pool import ImagePool
 from handaug.training.losses import lsgan_discriminator_loss, lsgan_generator_loss
 
@@ -75,6 +75,10 @@ class HGAN(L.LightningModule):
             or ``"none"``; frozen parameters (VGG) are never re-initialised.
         init_gain: gain / standard deviation of the initialisation (0.02).
         mask_generated: composite generator outputs with the hand masks.
+        extra_losses: registry names of extra generator losses (``["geoconsistency"]`` for
+            GeoConGAN; ``handaug plugins`` lists them), applied in both directions.
+        extra_loss_kwargs: keyword arguments per extra loss name
+            (``{"geoconsistency": {"weight": 1.0}}``).
     """
 
     def __init__(
@@ -93,6 +97,8 @@ class HGAN(L.LightningModule):
         init_type: Literal["xavier", "normal", "kaiming", "orthogonal", "none"] = "xavier",
         init_gain: float = 0.02,
         mask_generated: bool = True,
+        extra_losses: Sequence[str] | None = None,
+        extra_loss_kwargs: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         super().__init__()
         if lr_schedule not in LR_SCHEDULES:
@@ -115,6 +121,14 @@ class HGAN(L.LightningModule):
         self.discriminator_synthetic = create_discriminator(discriminator, **discriminator_kwargs)
         for net in (self.generator_s2r, self.generator_r2s, self.discriminator_real, self.discriminator_synthetic):
             init_weights(net, init_type, init_gain)
+
+        extra_loss_kwargs = dict(extra_loss_kwargs or {})
+        unknown = set(extra_loss_kwargs) - set(extra_losses or ())
+        if unknown:
+            raise ValueError(f"extra_loss_kwargs names losses not in extra_losses: {sorted(unknown)}")
+        self.extra_losses = nn.ModuleDict(
+            {name: create_loss(name, **extra_loss_kwargs.get(name, {})) for name in (extra_losses or ())}
+        )
 
         self.pool_real = ImagePool(pool_size)  # translated synthetic images, judged by discriminator_real
         self.pool_synthetic = ImagePool(pool_size)
@@ -141,8 +155,17 @@ class HGAN(L.LightningModule):
         opt_d = torch.optim.Adam(
             self._trainable(self.discriminator_real, self.discriminator_synthetic), lr=self.hparams.lr, betas=betas
         )
+        optimizers = [opt_g, opt_d]
+        auxiliary = self._trainable(*self.extra_losses.values())
+        if auxiliary:
+            groups = [
+                {"params": self._trainable(loss), "lr": float(getattr(loss, "auxiliary_lr", 1e-4))}
+                for loss in self.extra_losses.values()
+                if self._trainable(loss)
+            ]
+            optimizers.append(torch.optim.Adam(groups, betas=betas))
         if self.hparams.lr_schedule == "constant":
-            return [opt_g, opt_d]
+            return optimizers
         max_epochs = max(int(self.trainer.max_epochs or 1), 1) if self._trainer is not None else 1
         start = self.hparams.lr_decay_start_epoch
         start = max_epochs // 2 if start is None else int(start)
@@ -154,7 +177,7 @@ class HGAN(L.LightningModule):
             return 1.0 - max(0, epoch + 1 - start) / float(span + 1)
 
         schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)]
-        return [opt_g, opt_d], schedulers
+        return optimizers, schedulers
 
     def on_train_epoch_end(self) -> None:
         schedulers = self.lr_schedulers()
@@ -173,12 +196,22 @@ class HGAN(L.LightningModule):
         return composite(out, source, mask) if self.hparams.mask_generated else out
 
     def generator_losses(
-        self, synthetic: torch.Tensor, real: torch.Tensor, mask_s: torch.Tensor, mask_r: torch.Tensor
+        self,
+        synthetic: torch.Tensor,
+        real: torch.Tensor,
+        mask_s: torch.Tensor,
+        mask_r: torch.Tensor,
+        has_mask_s: bool = True,
+        has_mask_r: bool = True,
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        """All generator loss terms, and the two translations (for the discriminators' turn)."""
+        """All generator loss terms, and the two translations (for the discriminators' turn).
+
+        ``has_mask_*`` say whether the masks are real hand masks (False: all-ones placeholders).
+        """
         hp = self.hparams
-        fake_real = self._translate(self.generator_s2r, synthetic, mask_s)
-        fake_synthetic = self._translate(self.generator_r2s, real, mask_r)
+        raw_real, raw_synthetic = self.generator_s2r(synthetic), self.generator_r2s(real)
+        fake_real = composite(raw_real, synthetic, mask_s) if hp.mask_generated else raw_real
+        fake_synthetic = composite(raw_synthetic, real, mask_r) if hp.mask_generated else raw_synthetic
         losses = {
             "adv_s2r": lsgan_generator_loss(self.discriminator_real(fake_real)),
             "adv_r2s": lsgan_generator_loss(self.discriminator_synthetic(fake_synthetic)),
@@ -191,7 +224,28 @@ class HGAN(L.LightningModule):
             idt_synthetic = self._translate(self.generator_r2s, synthetic, mask_s)
             weight = hp.lambda_cycle * hp.lambda_identity
             losses["identity"] = weight * (F.l1_loss(idt_real, real) + F.l1_loss(idt_synthetic, synthetic))
+        for name, loss in self.extra_losses.items():
+            weight = float(getattr(loss, "weight", 1.0))
+            terms = [
+                loss(source=synthetic, translated=raw_real, source_mask=mask_s if has_mask_s else None,
+                     direction="synthetic_to_real"),
+                loss(source=real, translated=raw_synthetic, source_mask=mask_r if has_mask_r else None,
+                     direction="real_to_synthetic"),
+            ]
+            losses[name] = weight * (terms[0] + terms[1])
         return losses, fake_real, fake_synthetic
+
+    def auxiliary_losses(self, batch: dict[str, dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+        """Losses of the extra losses' own trainable parts, on the batch images that have masks."""
+        images = torch.cat([batch[d]["image"][batch[d]["has_mask"]] for d in ("synthetic", "real")])
+        masks = torch.cat([batch[d]["mask"][batch[d]["has_mask"]] for d in ("synthetic", "real")])
+        if images.shape[0] == 0:
+            return {}
+        return {
+            f"{name}_auxiliary": loss.auxiliary_loss(images, masks)
+            for name, loss in self.extra_losses.items()
+            if hasattr(loss, "auxiliary_loss") and any(p.requires_grad for p in loss.parameters())
+        }
 
     def discriminator_losses(
         self, synthetic: torch.Tensor, real: torch.Tensor, fake_real: torch.Tensor, fake_synthetic: torch.Tensor
@@ -222,11 +276,15 @@ class HGAN(L.LightningModule):
         if batch_idx == 0:
             self._check_batch(synthetic, "synthetic")
             self._check_batch(real, "real")
-        opt_g, opt_d = self.optimizers()
+        opt_g, opt_d, *opt_aux = self.optimizers()
+        has_mask_s = bool(batch["synthetic"]["has_mask"].all())
+        has_mask_r = bool(batch["real"]["has_mask"].all())
 
         # Generators: discriminators are frozen (toggle_optimizer), gradients still flow through them.
         self.toggle_optimizer(opt_g)
-        g_losses, fake_real, fake_synthetic = self.generator_losses(synthetic, real, mask_s, mask_r)
+        g_losses, fake_real, fake_synthetic = self.generator_losses(
+            synthetic, real, mask_s, mask_r, has_mask_s, has_mask_r
+        )
         g_total = sum(g_losses.values())
         opt_g.zero_grad(set_to_none=True)
         self.manual_backward(g_total)
@@ -241,8 +299,18 @@ class HGAN(L.LightningModule):
         opt_d.step()
         self.untoggle_optimizer(opt_d)
 
+        aux_losses: dict[str, torch.Tensor] = {}
+        if opt_aux:
+            self.toggle_optimizer(opt_aux[0])
+            aux_losses = self.auxiliary_losses(batch)
+            if aux_losses:
+                opt_aux[0].zero_grad(set_to_none=True)
+                self.manual_backward(sum(aux_losses.values()))
+                opt_aux[0].step()
+            self.untoggle_optimizer(opt_aux[0])
+
         batch_size = synthetic.shape[0]
-        logged = {f"train/{k}": v.detach() for k, v in {**g_losses, **d_losses}.items()}
+        logged = {f"train/{k}": v.detach() for k, v in {**g_losses, **d_losses, **aux_losses}.items()}
         logged["train/g_total"] = g_total.detach()
         self.log_dict(logged, batch_size=batch_size)
         self.log_dict({"g": g_total.detach(), "d": d_total.detach()}, prog_bar=True, logger=False, batch_size=batch_size)
