@@ -40,6 +40,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "handaug.plugins.perceptual",
     "handaug.plugins.geocongan",
     "handaug.data.builtin",
+    "handaug.metrics.builtin",
 )
 
 _HOOK_OF_KIND = {

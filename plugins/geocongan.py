@@ -113,7 +113,7 @@ def train_silnet(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        history.append(float(loss))
+        history.append(float(loss.detach()))
     silnet.eval()
     return history
 

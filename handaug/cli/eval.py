@@ -1,0 +1,187 @@
+"""``handaug-eval``: is a trained checkpoint any good? The paper's measures, and whether it helps a pose model.
+
+    handaug-eval all --ckpt runs/hgan/export                      # everything, report in ./handaug-eval/
+    handaug-eval fid --ckpt msH-GAN4=a/export --ckpt CycleGAN=b/export --features inception
+    handaug-eval classifier --ckpt a/export --backbone vit_b_16 --device cuda
+    handaug-eval shape --ckpt a/export
+    handaug-eval pose-benefit --ckpt a/export --runs 3
+    handaug-eval grid --ckpt a/export --ckpt b/export
+
+Subcommands (each writes Markdown + CSV tables, PNGs, report.md and results.json into --out):
+
+- ``fid``: FID and KID against real images (Table I), InceptionV3 features by default;
+- ``classifier``: the §IV-D Vision-Transformer tests (Tables II, III) and the confusion matrix (Fig. 7);
+- ``shape``: IoU of the translated hand's silhouette with the source mask;
+- ``pose-benefit``: a 2D keypoint regressor trained on synthetic vs translated hands, tested on real-style hands;
+- ``grid``: sample grid, one row per checkpoint (Fig. 5);
+- ``all``: all of the above.
+
+The data are the built-in procedural hands unless ``--synthetic`` / ``--real`` name folders or
+registered datasets (as for ``handaug-train``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+SUBCOMMANDS: dict[str, tuple[str, ...]] = {
+    "fid": ("fid",),
+    "classifier": ("classifier",),
+    "shape": ("shape",),
+    "pose-benefit": ("pose-benefit",),
+    "grid": ("grid",),
+    "all": ("fid", "classifier", "shape", "pose-benefit", "grid"),
+}
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _common_parser() -> argparse.ArgumentParser:
+    from handaug.metrics.suite import EvalSettings
+
+    d = EvalSettings()
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("checkpoints and data")
+    g.add_argument("--ckpt", action="append", required=True, metavar="[LABEL=]PATH",
+                   help="generator checkpoint (directory or .safetensors); repeat for several, one table row each")
+    g.add_argument("--out", default="handaug-eval", help="report folder (default: %(default)s)")
+    g.add_argument("--synthetic", default=d.synthetic, help="synthetic source: procedural, a folder, or NAME:ROOT")
+    g.add_argument("--real", default=d.real, help="real source: procedural, a folder, or NAME:ROOT")
+    g.add_argument("--synthetic-masks", help="mask pattern of a synthetic folder, e.g. '{stem}_mask.png'")
+    g.add_argument("--real-masks", help="mask pattern of a real folder")
+    g.add_argument("--image-size", type=_positive_int, default=d.image_size, help="square evaluation size in px (default: %(default)s)")
+    g.add_argument("--background", choices=("white", "black", "keep"), default=d.background,
+                   help="what the background outside the hand masks becomes, as in training (default: %(default)s)")
+    g.add_argument("--seed", type=int, default=d.seed, help="seed of every data set, network and sample (default: %(default)s)")
+    g.add_argument("--device", default=d.device, help="torch device (default: %(default)s)")
+    g.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
+    g.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _add_fid(p: argparse.ArgumentParser, d: object) -> None:
+    g = p.add_argument_group("FID / KID")
+    g.add_argument("--fid-images", type=_positive_int, default=d.fid_images, help="images per set (paper: 2000; default: %(default)s)")
+    g.add_argument("--features", default=d.features,
+                   help="registered feature extractor: inception (FID's InceptionV3, needs its weights) or random_conv "
+                        "(tiny random CNN: ranks checkpoints, not FID values) (default: %(default)s)")
+    g.add_argument("--inception-weights", help="path to weights-inception-2015-12-05-6726825d.pth or pt_inception-2015-12-05-6726825d.pth")
+    g.add_argument("--kid-subsets", type=_positive_int, default=d.kid_subsets)
+    g.add_argument("--kid-subset-size", type=_positive_int, default=d.kid_subset_size)
+
+
+def _add_classifier(p: argparse.ArgumentParser, d: object) -> None:
+    g = p.add_argument_group("domain classifier (Tables II, III)")
+    g.add_argument("--backbone", choices=("vit_small", "vit_b_16"), default=d.backbone,
+                   help="vit_small: small ViT from scratch (CPU); vit_b_16: the paper's ViT-B/16 from ImageNet weights (GPU) (default: %(default)s)")
+    g.add_argument("--vit-weights", help="path to vit_b_16-c867db91.pth (default: the torch hub cache)")
+    g.add_argument("--no-pretrained", action="store_true", help="train vit_b_16 from scratch")
+    g.add_argument("--classifier-train", type=_positive_int, default=d.classifier_train, help="training images per class (paper: 10500)")
+    g.add_argument("--classifier-test", type=_positive_int, default=d.classifier_test, help="test images per class (paper: 3500)")
+    g.add_argument("--classifier-epochs", type=_positive_int, default=d.classifier_epochs, help="(paper: 20)")
+    g.add_argument("--classifier-lr", type=float, default=d.classifier_lr, help="default: 1e-3 for vit_small, 1e-5 (paper) for vit_b_16")
+
+
+def _add_shape(p: argparse.ArgumentParser, d: object) -> None:
+    g = p.add_argument_group("shape preservation")
+    g.add_argument("--shape-images", type=_positive_int, default=d.shape_images)
+    g.add_argument("--segmenter-steps", type=_positive_int, default=d.segmenter_steps, help="training steps of the SilNet segmenter")
+
+
+def _add_pose(p: argparse.ArgumentParser, d: object) -> None:
+    g = p.add_argument_group("pose benefit")
+    g.add_argument("--pose-train", type=_positive_int, default=d.pose_train, help="training images (default: %(default)s)")
+    g.add_argument("--pose-test", type=_positive_int, default=d.pose_test, help="real-style test images (default: %(default)s)")
+    g.add_argument("--pose-epochs", type=_positive_int, default=d.pose_epochs)
+    g.add_argument("--runs", type=_positive_int, default=d.pose_runs, help="regressors per training set, for mean ± std (default: %(default)s)")
+    g.add_argument("--no-oracle", action="store_true", help="skip the upper-bound row trained on real-style renderings")
+
+
+def _add_grid(p: argparse.ArgumentParser, d: object) -> None:
+    g = p.add_argument_group("sample grid")
+    g.add_argument("--grid-images", type=_positive_int, default=d.grid_images, help="columns of the grid")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from handaug.metrics.suite import EvalSettings
+
+    d = EvalSettings()
+    parser = argparse.ArgumentParser(prog="handaug-eval", description=__doc__.split("\n\n")[0].replace("``handaug-eval``: ", ""),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    common = _common_parser()
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
+    adders = {"fid": _add_fid, "classifier": _add_classifier, "shape": _add_shape, "pose-benefit": _add_pose, "grid": _add_grid}
+    helps = {
+        "fid": "FID and KID against real images (Table I)",
+        "classifier": "the paper's ViT domain-classifier tests (Tables II, III, Fig. 7)",
+        "shape": "silhouette IoU between source masks and translated hands",
+        "pose-benefit": "does training a keypoint model on translated hands help on real-style hands",
+        "grid": "sample grid, one row per checkpoint (Fig. 5)",
+        "all": "every measure above, one report folder",
+    }
+    for name, measures in SUBCOMMANDS.items():
+        p = sub.add_parser(name, parents=[common], help=helps[name], description=helps[name])
+        for measure in measures:
+            adders[measure](p, d)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace):  # noqa: ANN201 - EvalSettings, imported lazily
+    """The :class:`handaug.metrics.suite.EvalSettings` of parsed command-line arguments."""
+    from handaug.metrics.suite import EvalSettings
+
+    s = EvalSettings(
+        image_size=args.image_size, seed=args.seed, device=args.device, batch_size=args.batch_size,
+        background=args.background, synthetic=args.synthetic, real=args.real, synthetic_masks=args.synthetic_masks,
+        real_masks=args.real_masks, show_progress=not args.no_progress,
+    )
+    for field_name, arg in (
+        ("fid_images", "fid_images"), ("features", "features"), ("kid_subsets", "kid_subsets"), ("kid_subset_size", "kid_subset_size"),
+        ("backbone", "backbone"), ("vit_weights", "vit_weights"), ("classifier_train", "classifier_train"),
+        ("classifier_test", "classifier_test"), ("classifier_epochs", "classifier_epochs"), ("classifier_lr", "classifier_lr"),
+        ("shape_images", "shape_images"), ("segmenter_steps", "segmenter_steps"),
+        ("pose_train", "pose_train"), ("pose_test", "pose_test"), ("pose_epochs", "pose_epochs"), ("pose_runs", "runs"),
+        ("grid_images", "grid_images"),
+    ):
+        if hasattr(args, arg):
+            setattr(s, field_name, getattr(args, arg))
+    if getattr(args, "inception_weights", None):
+        s.feature_kwargs = {"weights": args.inception_weights}
+    if getattr(args, "no_pretrained", False):
+        s.pretrained = False
+    if getattr(args, "no_oracle", False):
+        s.pose_oracle = False
+    return s
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from handaug.metrics.progress import seed_everything
+    from handaug.metrics.suite import EvalSuite, parse_checkpoints
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+    try:
+        checkpoints = parse_checkpoints(args.ckpt)
+        suite = EvalSuite(checkpoints, out=args.out, settings=settings_from_args(args))
+        suite.run(SUBCOMMANDS[args.command])
+    except (FileNotFoundError, ValueError, ImportError) as err:
+        parser.exit(2, f"handaug-eval: error: {err}\n")
+    print(f"report: {suite.out / 'report.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
