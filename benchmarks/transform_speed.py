@@ -9,7 +9,7 @@ The baseline is what a user would write by hand: the generator in eval mode, fp3
 for the composite. SynthToReal runs with its defaults (``precision="auto"``) and, in the
 hand-crop rows, ``hand_crop=True``. Both get the same uint8 batches of procedural hands on a
 noise background with hands covering at most a quarter of the frame (the measured fraction is
-printed). Each figure is the median of ``--repeats`` timed runs after one warm-up; the ratio is
+printed, and the share of the frame inside the hand-crop windows). Each figure is the median of ``--repeats`` timed runs after one warm-up; the ratio is
 SynthToReal's images/s over the baseline's.
 
 Without ``--ckpt`` the generator is the paper's msH-GAN4 size (ResNet, ngf 64, 4 blocks) with
@@ -30,6 +30,7 @@ import torch
 
 import handaug
 from handaug.data.procedural import ProceduralHands
+from handaug.hand_crop import hand_window_groups
 from handaug.registry import create_generator
 
 #: Dense bf16 tensor-core peaks (TFLOP/s) of GPUs this may run on.
@@ -107,17 +108,22 @@ def main() -> None:
         variants["full frame, compiled"] = handaug.SynthToReal(ckpt, device=device, compile=True)
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
           f"threads {torch.get_num_threads()}, batch {args.batch}, median of {args.repeats}, checkpoint {ckpt}")
-    print(f"{'size':>5} {'mode':<22} {'hand %':>7} {'eager fp32 img/s':>17} {'SynthToReal img/s':>18} {'ratio':>6}")
+    print(f"{'size':>5} {'mode':<22} {'hand %':>7} {'window %':>9} {'eager fp32 img/s':>17} {'SynthToReal img/s':>18} {'ratio':>6}")
     for size in args.sizes:
         images, masks = hand_batch(size, args.batch)
         images, masks = images.to(device), masks.to(device)
         coverage = 100 * masks.float().mean().item()
+        # The share of the frame the hand-crop mode translates (padded, rounded hand boxes).
+        crop = variants["hand crop"]
+        groups = hand_window_groups(masks, crop.crop_margin, crop.stride)
+        windowed = 100 * sum(len(g.indices) * g.windows.height * g.windows.width for g in groups) / masks[:, 0].numel()
         eager = baseline(plain)
         for mode, s2r in variants.items():
             use_mask = masks if mode == "hand crop" else None
             t_base = median_seconds(lambda: eager(images, use_mask), args.repeats, device)
             t_ours = median_seconds(lambda: s2r(images, mask=use_mask), args.repeats, device)
-            print(f"{size:>5} {mode:<22} {coverage:>7.1f} {args.batch / t_base:>17.1f} {args.batch / t_ours:>18.1f} "
+            window = f"{windowed:.1f}" if mode == "hand crop" else "100"
+            print(f"{size:>5} {mode:<22} {coverage:>7.1f} {window:>9} {args.batch / t_base:>17.1f} {args.batch / t_ours:>18.1f} "
                   f"{t_base / t_ours:>5.2f}x")
         if device.type == "cuda":
             flops = flops_per_image(plain, size, device)

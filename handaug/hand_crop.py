@@ -1,11 +1,13 @@
 """Hand-crop windows: translate only a padded box around each hand instead of the whole frame.
 
-Hands of a batch are grouped by size: each image's padded hand box is rounded up to the next
-side of a geometric ladder (ratio :data:`SIDE_RATIO`, multiples of the generator's stride), and
-the images of one rung share that square side, so their crops stack into one tensor and run as
-one batch. A batch of similar hands is one group; a mix of small and large hands costs a few
-generator calls instead of padding every crop to the largest hand. Gathering and pasting use
-index tensors: no Python loop over images.
+Hands of a batch are grouped by size: the height and the width of each image's padded hand box
+are each rounded up to the next rung of a geometric ladder (ratio :data:`SIDE_RATIO`,
+multiples of the generator's stride), and the images with the same (height, width) rungs share
+that window size, so their crops stack into one tensor and run as one batch. Windows are
+rectangles, not squares: a hand with spread fingers or a forearm has a long thin box, and a
+square around it would translate ~1.5× more background. A batch of similar hands is one or a
+few groups; a mix of small and large hands costs a few generator calls instead of padding every
+crop to the largest hand. Gathering and pasting use index tensors: no Python loop over images.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 
 @dataclass(frozen=True)
 class CropWindows:
-    """Square windows, one per image: top-left corners ``(N,)`` and a shared side/size."""
+    """Windows, one per image: top-left corners ``(N,)`` int64 and a shared height and width (pixels)."""
 
     top: torch.Tensor
     left: torch.Tensor
@@ -59,11 +61,11 @@ class WindowGroup:
 def hand_window_groups(mask: torch.Tensor, margin: float, stride: int) -> list[WindowGroup]:
     """Crop windows around the hands of ``mask`` ``(N, 1, H, W)`` (> 0 is hand), grouped by size.
 
-    Each hand's bounding box grows by ``margin`` × its larger side on every side, and its side
-    is rounded up to the ladder (see the module docstring), capped by the stride-rounded image
-    size. Windows are centred on their hand and shifted to stay inside the image where the
-    image is large enough. Images without hand pixels are in no group (compositing leaves them
-    unchanged anyway); an empty list means no image has a hand.
+    Each hand's bounding box grows by ``margin`` × its larger side on every side; its height and
+    width are each rounded up to the ladder (see the module docstring) and capped by the
+    stride-rounded image size. Windows are centred on their hand and shifted to stay inside the
+    image where the image is large enough. Images without hand pixels are in no group
+    (compositing leaves them unchanged anyway); an empty list means no image has a hand.
     """
     n, _, h, w = mask.shape
     hand = mask[:, 0] > 0
@@ -75,18 +77,21 @@ def hand_window_groups(mask: torch.Tensor, margin: float, stride: int) -> list[W
     bottom = torch.where(any_rows, ar_h, -1).amax(dim=1) + 1
     left = torch.where(any_cols, ar_w, w).amin(dim=1)
     right = torch.where(any_cols, ar_w, -1).amax(dim=1) + 1
-    extent = torch.maximum(bottom - top, right - left).clamp_min(1)
-    grown = extent + 2 * torch.ceil(extent.float() * margin).long()
+    box_h, box_w = (bottom - top).clamp_min(1), (right - left).clamp_min(1)
+    pad = 2 * torch.ceil(torch.maximum(box_h, box_w).float() * margin).long()
+    grown_h, grown_w = box_h + pad, box_w + pad
     centre_y, centre_x = (top + bottom) // 2, (left + right) // 2
     # One host sync for the batch: the sizes decide the groups.
-    largest = int(grown.max())
+    largest = int(torch.maximum(grown_h, grown_w).max())
     ladder = torch.tensor(side_ladder(largest, stride), device=mask.device)
-    sides = ladder[torch.searchsorted(ladder, grown)]
+    cap_h, cap_w = _round_up(h, stride), _round_up(w, stride)
+    sides_h = ladder[torch.searchsorted(ladder, grown_h)].clamp(max=cap_h)
+    sides_w = ladder[torch.searchsorted(ladder, grown_w)].clamp(max=cap_w)
+    keys = sides_h * (cap_w + 1) + sides_w  # one integer per (height, width) pair
     groups = []
-    for side in torch.unique(sides[present]).tolist():
-        idx = ((sides == side) & present).nonzero().squeeze(1)
-        side_h = min(side, _round_up(h, stride))
-        side_w = min(side, _round_up(w, stride))
+    for key in torch.unique(keys[present]).tolist():
+        idx = ((keys == key) & present).nonzero().squeeze(1)
+        side_h, side_w = divmod(int(key), cap_w + 1)
         win_top = (centre_y[idx] - side_h // 2).clamp(min=0, max=max(h - side_h, 0))
         win_left = (centre_x[idx] - side_w // 2).clamp(min=0, max=max(w - side_w, 0))
         groups.append(WindowGroup(idx, CropWindows(win_top, win_left, side_h, side_w)))

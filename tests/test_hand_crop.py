@@ -31,6 +31,15 @@ def test_similar_hands_share_one_window_size_and_different_ones_do_not():
     assert large.windows.height == 100  # capped by the image (rounded to the stride)
 
 
+def test_a_long_thin_hand_gets_a_rectangular_window():
+    mask = boxes_mask([(10, 40, 90, 60)])  # 80 rows by 20 columns
+    (group,) = hand_window_groups(mask, margin=0.1, stride=4)
+    win = group.windows
+    # 80 + 2 * 8 = 96 rows and 20 + 16 = 36 columns, each rounded up to a ladder rung
+    assert 96 <= win.height <= 100 and 36 <= win.width < 48
+    assert win.height % 4 == 0 and win.width % 4 == 0
+
+
 def test_every_hand_lies_inside_its_window():
     torch.manual_seed(0)
     boxes = []
