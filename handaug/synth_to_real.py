@@ -87,6 +87,9 @@ class SynthToReal(nn.Module):
     eval mode. Calls from several threads are safe.
     """
 
+    #: Pixels per generator call on the CPU (larger batches are split; 2 images of 256², 8 of 128²).
+    CPU_CHUNK_PIXELS: int = 1 << 17
+
     def __init__(
         self,
         ckpt: PathLike | Sequence[PathLike],
@@ -281,12 +284,21 @@ class SynthToReal(nn.Module):
         padded, h, w = _pad_to_multiple(x, self.stride)
         if padded.device.type == "cuda":
             padded = padded.contiguous(memory_format=torch.channels_last)
-        if autocast_dtype is not None:
-            with torch.autocast(padded.device.type, dtype=autocast_dtype):
-                y = generator(padded)
-        else:
-            y = generator(padded)
+            return self._call(generator, padded, autocast_dtype)[..., :h, :w].float()
+        # On the CPU a convolution's activations must stay in cache: large batches run slower per
+        # image (msH-GAN4 at 256 px: 5.6 images/s at batch 2, 4.1 at batch 16), so the batch goes
+        # through in chunks of about CPU_CHUNK_PIXELS pixels (a loop over chunks, not images).
+        per_chunk = max(1, self.CPU_CHUNK_PIXELS // (padded.shape[-2] * padded.shape[-1]))
+        outputs = [self._call(generator, chunk, autocast_dtype) for chunk in padded.split(per_chunk)]
+        y = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
         return y[..., :h, :w].float()
+
+    @staticmethod
+    def _call(generator: nn.Module, x: torch.Tensor, autocast_dtype: torch.dtype | None) -> torch.Tensor:
+        if autocast_dtype is None:
+            return generator(x)
+        with torch.autocast(x.device.type, dtype=autocast_dtype):
+            return generator(x)
 
     def extra_repr(self) -> str:
         ckpts = self.ckpt_paths[0] if len(self.ckpt_paths) == 1 else f"{len(self.ckpt_paths)} checkpoints"

@@ -54,6 +54,16 @@ def test_uint8_batch_matches_plain_generator_exactly(ckpt):
     assert torch.equal(out, reference(generator, images))
 
 
+def test_cpu_chunks_give_the_same_images_as_one_call(ckpt):
+    path, generator = ckpt
+    images, masks = hands(n=5)
+    chunked = SynthToReal(path, precision="fp32")
+    chunked.CPU_CHUNK_PIXELS = 2 * 64 * 64  # batches of 2, 2 and 1
+    assert torch.equal(chunked(images), reference(generator, images))
+    whole = SynthToReal(path, precision="fp32")
+    assert torch.equal(chunked(images, mask=masks), whole(images, mask=masks))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
 def test_float_images_keep_dtype_and_range(ckpt, dtype):
     images = torch.rand(2, 3, 32, 40).to(dtype)
