@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import warnings
@@ -73,9 +74,21 @@ class ImageFolder:
         max_unreadable_fraction: images whose header cannot be read are skipped and counted;
             more than this fraction of them is an error.
         recursive: look in sub-folders too.
+        keypoints: optional keypoint annotations, ``.json`` or ``.npy``, in handaug's joint order
+            (wrist, thumb, index, middle, ring, pinky, base to tip). Either a per-image pattern
+            with ``{stem}``/``{name}``/``{ext}`` relative to the image's folder (e.g.
+            ``"{stem}.json"``, ``"../keypoints/{stem}.npy"``), or one file for all images (a path
+            relative to ``root`` unless absolute). Per image, a value is a ``(21, 2)`` array
+            (pixels, ``keypoints_2d``) or, in JSON, an object with any of ``"keypoints_2d"``
+            ``(21, 2)``, ``"keypoints_3d"`` ``(21, 3)``, ``"K"`` ``(3, 3)``. One JSON for all is an
+            object keyed by the image's path relative to ``root`` (``"sub/a.png"``) or its file
+            name, or a list aligned with the sorted images; one NPY for all is ``(N, 21, 2)``
+            aligned with the sorted images. Every image must have keypoints.
 
     Items are dicts: ``image`` ``(H, W, 3)`` uint8 RGB, ``mask`` ``(H, W)`` uint8 in {0, 255}
-    (only with ``mask_pattern``), ``path`` (str).
+    (only with ``mask_pattern``), ``keypoints_2d`` ``(21, 2)`` / ``keypoints_3d`` ``(21, 3)`` /
+    ``K`` ``(3, 3)`` float32 (only with ``keypoints``, as present), ``path`` (str).
+    ``images`` (and its alias ``image_paths``) lists the image files in index order.
 
     Raises:
         FileNotFoundError: ``root`` does not exist.
@@ -89,6 +102,7 @@ class ImageFolder:
         mask_pattern: str | None = None,
         max_unreadable_fraction: float = 0.05,
         recursive: bool = True,
+        keypoints: str | os.PathLike[str] | None = None,
     ) -> None:
         if root is None:
             raise ValueError("root must be a folder of images, got None")
@@ -157,6 +171,70 @@ class ImageFolder:
                 stacklevel=2,
             )
 
+        self.image_paths: list[Path] = self.images  # the name the dataset readers use
+        self.keypoints = None if keypoints is None else str(keypoints)
+        self._keypoint_files: list[Path] | None = None
+        self._keypoint_records: list[dict[str, np.ndarray]] | None = None
+        if self.keypoints is not None:
+            self._load_keypoints(self.keypoints)
+
+    def _load_keypoints(self, spec: str) -> None:
+        if not spec.endswith((".json", ".npy")):
+            raise ValueError(f"keypoints must name .json or .npy files, got {spec!r}")
+        if "{" in spec:
+            files = [image.parent / spec.format(stem=image.stem, name=image.name, ext=image.suffix) for image in self.images]
+            missing = [f"{image} (expected {f})" for image, f in zip(self.images, files) if not f.is_file()]
+            if missing:
+                raise ValueError(
+                    f"{len(missing)} image(s) in {str(self.root)!r} have no keypoint file matching keypoints={spec!r}: "
+                    f"{'; '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+                )
+            self._keypoint_files = files
+            return
+        path = Path(spec) if Path(spec).is_absolute() else self.root / spec
+        if not path.is_file():
+            raise FileNotFoundError(f"keypoints file {str(path)!r} does not exist (keypoints={spec!r})")
+        if path.suffix == ".npy":
+            array = np.load(path, allow_pickle=False)
+            if array.shape != (len(self.images), 21, 2):
+                raise ValueError(
+                    f"keypoints file {str(path)!r} must hold ({len(self.images)}, 21, 2) (one (21, 2) per image), got {array.shape}"
+                )
+            self._keypoint_records = [{"keypoints_2d": a.astype(np.float32)} for a in array]
+            return
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        if isinstance(data, list):
+            if len(data) != len(self.images):
+                raise ValueError(f"keypoints file {str(path)!r} lists {len(data)} entries for {len(self.images)} images")
+            values = data
+        elif isinstance(data, dict):
+            values, missing = [], []
+            for image in self.images:
+                key = image.relative_to(self.root).as_posix()
+                value = data.get(key, data.get(image.name))
+                if value is None:
+                    missing.append(key)
+                values.append(value)
+            if missing:
+                raise ValueError(
+                    f"keypoints file {str(path)!r} has no entry for {len(missing)} image(s): "
+                    f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+                )
+        else:
+            raise ValueError(f"keypoints file {str(path)!r} must hold a JSON object or list, got {type(data).__name__}")
+        self._keypoint_records = [_keypoint_record(v, f"{path} [{image.name}]") for v, image in zip(values, self.images)]
+
+    def _keypoints_of(self, index: int) -> dict[str, np.ndarray]:
+        if self._keypoint_records is not None:
+            return {k: v.copy() for k, v in self._keypoint_records[index].items()}
+        assert self._keypoint_files is not None
+        path = self._keypoint_files[index]
+        if path.suffix == ".npy":
+            return _keypoint_record(np.load(path, allow_pickle=False), str(path))
+        with open(path, encoding="utf-8") as f:
+            return _keypoint_record(json.load(f), str(path))
+
     def _mask_path(self, image: Path) -> Path:
         assert self.mask_pattern is not None
         relative = self.mask_pattern.format(stem=image.stem, name=image.name, ext=image.suffix)
@@ -176,11 +254,37 @@ class ImageFolder:
             if mask is None:
                 raise OSError(f"mask {str(self.masks[index])!r} cannot be decoded")
             sample["mask"] = mask
+        if self.keypoints is not None:
+            sample.update(self._keypoints_of(index))
         return sample
 
     def __repr__(self) -> str:
         masks = f", mask_pattern={self.mask_pattern!r}" if self.mask_pattern else ""
         return f"ImageFolder({str(self.root)!r}, {len(self)} images{masks})"
+
+
+_KEYPOINT_SHAPES: dict[str, tuple[int, int]] = {"keypoints_2d": (21, 2), "keypoints_3d": (21, 3), "K": (3, 3)}
+
+
+def _keypoint_record(value: Any, source: str) -> dict[str, np.ndarray]:
+    """One image's annotation: a (21, 2) array, or a dict of keypoints_2d / keypoints_3d / K."""
+    fields = value if isinstance(value, dict) else {"keypoints_2d": value}
+    unknown = set(fields) - set(_KEYPOINT_SHAPES)
+    if unknown or not fields:
+        raise ValueError(
+            f"keypoints in {source} must be a (21, 2) array or an object with {sorted(_KEYPOINT_SHAPES)}, "
+            f"got keys {sorted(fields)}"
+        )
+    record = {}
+    for key, item in fields.items():
+        try:
+            array = np.asarray(item, dtype=np.float32)
+        except (TypeError, ValueError):
+            array = np.empty(0)
+        if array.shape != _KEYPOINT_SHAPES[key]:
+            raise ValueError(f"{key} in {source} must have shape {_KEYPOINT_SHAPES[key]}, got {array.shape}")
+        record[key] = array
+    return record
 
 
 def _hw(size: tuple[int, int] | None) -> str:

@@ -1,0 +1,184 @@
+"""RHD, the Rendered Hand Pose dataset (Zimmermann & Brox, ICCV 2017): 320×320, two hands, 42 joints.
+
+Layout (``RHD_published_v2/``): ``training/color/NNNNN.png``, ``training/mask/NNNNN.png``
+(per-part labels: 0 background, 1 person, 2-17 the left hand's parts, 18-33 the right hand's)
+and ``training/anno_training.pickle``: a dict ``index → {'xyz': (42, 3) metres camera frame,
+'uv_vis': (42, 3) u, v pixels and a visibility flag, 'K': (3, 3)}``. The ``evaluation`` split
+uses the same names. Rows 0-20 are the left hand, 21-41 the right, each wrist then fingers
+tip→base; :func:`handaug.data.joints.remap_joints` reorders the chosen hand.
+
+The pickle is read by :class:`RestrictedUnpickler`, which builds numpy arrays, dtypes, numpy
+scalars and builtin containers only: a pickle naming any other callable is refused before it
+runs (pickles can execute arbitrary code, and annotation files are often re-shared).
+"""
+
+from __future__ import annotations
+
+import builtins
+import codecs
+import importlib
+import io
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from handaug.data.joints import remap_joints
+from handaug.data.readers.base import DatasetReader, find_files, require_root
+
+__all__ = ["RHD", "RestrictedUnpickler", "safe_load_pickle"]
+
+HANDS: tuple[str, ...] = ("left", "right", "visible")
+SPLITS: tuple[str, ...] = ("training", "evaluation")
+#: Mask labels of each hand's parts in RHD's ``mask/`` images.
+HAND_LABELS: dict[str, tuple[int, int]] = {"left": (2, 17), "right": (18, 33)}
+
+# (module, name) pairs a RHD annotation pickle needs: numpy's array/dtype/scalar rebuilding
+# under both numpy 1 (numpy.core) and numpy 2 (numpy._core) names, and inert builtins.
+_NUMPY_ALLOWED: frozenset[tuple[str, str]] = frozenset(
+    (module, name)
+    for core in ("numpy.core", "numpy._core")
+    for module, name in (
+        (f"{core}.multiarray", "_reconstruct"),
+        (f"{core}.multiarray", "scalar"),
+        (f"{core}.numeric", "_frombuffer"),
+    )
+) | {("numpy", "ndarray"), ("numpy", "dtype")}
+_BUILTINS_ALLOWED: frozenset[str] = frozenset(
+    {"dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str", "bytes", "bytearray"}
+)
+
+
+def _numpy_attribute(module: str, name: str) -> Any:
+    """The numpy object an allowed ``(module, name)`` stands for, under this numpy's module names."""
+    if module == "numpy":
+        return getattr(np, name)
+    submodule = module.rsplit(".", 1)[-1]  # "multiarray" or "numeric"
+    try:  # numpy 2 keeps the implementation in numpy._core, numpy 1 in numpy.core
+        owner = importlib.import_module(f"numpy._core.{submodule}")
+    except ImportError:
+        owner = importlib.import_module(f"numpy.core.{submodule}")
+    return getattr(owner, name)
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that only rebuilds numpy arrays, dtypes and scalars and builtin containers.
+
+    ``find_class`` admits ``numpy.ndarray``, ``numpy.dtype``,
+    ``numpy[._]core.multiarray._reconstruct`` / ``.scalar``, ``numpy[._]core.numeric._frombuffer``,
+    ``_codecs.encode`` (Python 3 writes bytes this way in protocol 2) and the builtins
+    ``dict, list, tuple, set, frozenset, int, float, complex, bool, str, bytes, bytearray``
+    (``__builtin__`` for Python 2 pickles). Anything else raises :class:`pickle.UnpicklingError`
+    naming ``module.name``, before it is imported or called.
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _NUMPY_ALLOWED:
+            return _numpy_attribute(module, name)
+        if module in ("builtins", "__builtin__") and name in _BUILTINS_ALLOWED:
+            return getattr(builtins, name)
+        if (module, name) == ("_codecs", "encode"):
+            return codecs.encode
+        raise pickle.UnpicklingError(
+            f"refusing to load {module}.{name}: this pickle reader only builds numpy arrays and builtin containers"
+        )
+
+
+def safe_load_pickle(path: str | os.PathLike[str]) -> Any:
+    """Load a pickle with :class:`RestrictedUnpickler` (``latin1`` for Python 2 pickles' byte strings).
+
+    Raises:
+        pickle.UnpicklingError: the pickle names a class or function outside the allowed set.
+    """
+    data = Path(path).read_bytes()
+    return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+
+
+def _layout(split: str) -> str:
+    return f"ROOT/{split}/color/NNNNN.png, ROOT/{split}/anno_{split}.pickle and optionally ROOT/{split}/mask/NNNNN.png"
+
+
+class RHD(DatasetReader):
+    """RHD images with the chosen hand's mask and 21 keypoints.
+
+    Args:
+        root: the release folder (holding ``training/`` and ``evaluation/``).
+        split: ``"training"`` or ``"evaluation"``.
+        hand: ``"left"``, ``"right"`` or ``"visible"`` (per image, the hand with more visible
+            keypoints; the left hand on a tie).
+
+    Items: ``image`` ``(320, 320, 3)`` uint8 RGB; ``mask`` ``(320, 320)`` uint8 {0, 255}, the
+    chosen hand's parts (when ``mask/`` exists); ``keypoints_2d`` ``(21, 2)`` float32 pixels (the
+    file's ``uv``); ``visible`` ``(21,)`` bool; ``keypoints_3d`` ``(21, 3)`` float32 metres; ``K``
+    ``(3, 3)`` float32; ``hand`` (``"left"`` / ``"right"``); ``path``.
+
+    Raises:
+        ValueError / FileNotFoundError: ``root`` missing, no images, a missing annotation file
+            or an image without its annotation; :class:`pickle.UnpicklingError` for an unsafe pickle.
+    """
+
+    dataset = "RHD"
+
+    def __init__(self, root: str | os.PathLike[str], split: str = "training", hand: str = "visible") -> None:
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if hand not in HANDS:
+            raise ValueError(f"hand must be one of {HANDS}, got {hand!r}")
+        self.split, self.hand = split, hand
+        layout = _layout(split)
+        self.root = require_root(root, self.dataset, layout)
+        self.image_paths = find_files(self.root, f"{split}/color/*.png", self.dataset, layout)
+        annotation_path = self.root / split / f"anno_{split}.pickle"
+        if not annotation_path.is_file():
+            raise FileNotFoundError(f"{str(annotation_path)!r} does not exist; the RHD reader expects {layout}")
+        annotations = safe_load_pickle(annotation_path)
+        if not isinstance(annotations, dict):
+            raise ValueError(f"{str(annotation_path)!r} must hold a dict index → annotation, got {type(annotations).__name__}")
+        self.annotations: list[dict[str, np.ndarray]] = []
+        missing: list[str] = []
+        for path in self.image_paths:
+            key = int(path.stem)
+            entry = annotations.get(key)
+            if entry is None:
+                missing.append(path.name)
+                continue
+            self.annotations.append({name: np.asarray(entry[name]) for name in ("xyz", "uv_vis", "K")})
+        if missing:
+            raise ValueError(
+                f"{len(missing)} image(s) under root {str(self.root)!r} have no entry in {annotation_path.name}: "
+                f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}"
+            )
+        mask_dir = self.root / split / "mask"
+        self.mask_paths = [mask_dir / p.name for p in self.image_paths] if mask_dir.is_dir() else None
+
+    def chosen_hand(self, index: int) -> str:
+        """``"left"`` or ``"right"``: the hand item ``index`` describes."""
+        if self.hand != "visible":
+            return self.hand
+        visible = self.annotations[index]["uv_vis"][:, 2] > 0
+        return "left" if visible[:21].sum() >= visible[21:].sum() else "right"
+
+    def load(self, index: int) -> dict[str, Any]:
+        annotation = self.annotations[index]
+        hand = self.chosen_hand(index)
+        uv_vis = remap_joints(annotation["uv_vis"], "rhd", hand=hand)
+        sample: dict[str, Any] = {
+            "image": self.read_image(self.image_paths[index]),
+            "keypoints_2d": uv_vis[:, :2].astype(np.float32),
+            "visible": uv_vis[:, 2] > 0,
+            "keypoints_3d": remap_joints(annotation["xyz"], "rhd", hand=hand).astype(np.float32),
+            "K": annotation["K"].astype(np.float32),
+            "hand": hand,
+        }
+        if self.mask_paths is not None:
+            labels = cv2.imread(str(self.mask_paths[index]), cv2.IMREAD_UNCHANGED)
+            if labels is None:
+                raise OSError(f"mask {str(self.mask_paths[index])!r} cannot be decoded")
+            if labels.ndim == 3:
+                labels = labels[..., 0]
+            low, high = HAND_LABELS[hand]
+            sample["mask"] = np.where((labels >= low) & (labels <= high), 255, 0).astype(np.uint8)
+        return sample
