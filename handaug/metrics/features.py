@@ -114,7 +114,7 @@ class InceptionFeatures(nn.Module):
             )
         path = find_inception_weights(weights)
         state = load_state_dict_file(path)  # weights only: refuses pickled objects other than tensors
-        # torch-fidelity reads its weights file with torch.load(weights_only=False). Hand it a
+        # torch-fidelity unpickles its weights file in full (weights_only is off there). Hand it a
         # private copy holding only the tensors validated above, never the user's file itself.
         with tempfile.TemporaryDirectory(prefix="handaug-inception-") as tmp:
             private = os.path.join(tmp, "inception.pth")
