@@ -71,9 +71,14 @@ class SynthToReal(nn.Module):
             (CUDA). bf16 stays within :data:`handaug.precision.BF16_TOLERANCE` of fp32.
         hand_crop: with masks in composite mode, translate only a padded box around each hand
             instead of the whole frame (hands of similar size share one box size and run as one
-            batch; see :mod:`handaug.hand_crop`): several times faster for small hands. Results inside the mask differ slightly from full-frame translation,
-            since the generator sees less context.
-        crop_margin: box padding on each side, as a fraction of the hand box's larger side.
+            batch; see :mod:`handaug.hand_crop`): several times faster for small hands. It is
+            a different translation of the hand, not the full-frame one cut out: the generator
+            sees less background, and instance normalisation computes its statistics over the
+            crop. On the demo checkpoint at 128 px the hand pixels differ from full-frame
+            translation by 14 uint8 levels on average at the default margin (6 at margin 0.3,
+            22 at 0). Use one mode consistently within a training set.
+        crop_margin: box padding on each side, as a fraction of the hand box's larger side;
+            larger is closer to full-frame translation and slower.
         compile: ``torch.compile`` the generators (slow first call, faster afterwards).
 
     Shapes and types:
