@@ -27,7 +27,6 @@ import shutil
 import statistics
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -105,7 +104,6 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device("cuda" if args.accelerator in ("gpu", "cuda") else "cpu")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no trainer banner in the table
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # a Lightning deprecation notice, once per run
 
     with tempfile.TemporaryDirectory(prefix="handaug-translate-bench-") as tmp:
         scratch = Path(tmp)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -246,7 +247,12 @@ def translate_dataset(
         use_distributed_sampler=False,  # shards are made without padding: no image twice
         callbacks=[image_writer],
     )
-    trainer.predict(_Translator(transform), datamodule=data, return_predictions=False)
+    with warnings.catch_warnings():
+        # Lightning's batch-tree helper trips a torch deprecation notice on every run: not the user's concern.
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        # A resumed run with nothing left has empty shards; the report says so in plain words.
+        warnings.filterwarnings("ignore", message=".*Total length of `DataLoader` across ranks is zero.*")
+        trainer.predict(_Translator(transform), datamodule=data, return_predictions=False)
     report = _finish_shards(trainer, data, writer, image_writer.translated)
     if report is None:
         return None
