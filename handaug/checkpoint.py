@@ -28,10 +28,8 @@ checkpoint of a plugin's network needs that plugin installed; the error says whi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +38,7 @@ import torch
 import torch.nn as nn
 
 from handaug._version import __version__
+from handaug.atomic_files import file_sha256, replaced_atomically, write_bytes_atomically
 from handaug.registry import NetworkSpec, PluginError, get_registry, network_spec
 
 FORMAT = "handaug.generator"
@@ -50,39 +49,12 @@ METADATA_KEY = "handaug_config"
 DIRECTIONS: tuple[str, ...] = ("synthetic_to_real", "real_to_synthetic")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _save_weights(module: nn.Module, path: Path, metadata: dict[str, str] | None) -> None:
     from safetensors.torch import save_model
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with replaced_atomically(path) as tmp:
         # save_model (rather than save_file) copes with networks whose parameters share storage.
         save_model(module, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _json_ready(value: Any, where: str) -> Any:
@@ -152,8 +124,8 @@ def save_generator(
     path.mkdir(parents=True, exist_ok=True)
     weights = path / WEIGHTS_FILE
     _save_weights(generator, weights, {"format": FORMAT})
-    config["weights_sha256"] = _sha256(weights)
-    _atomic_write_bytes(path / CONFIG_FILE, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode())
+    config["weights_sha256"] = file_sha256(weights)
+    write_bytes_atomically(path / CONFIG_FILE, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode(), fsync=True)
     return path
 
 
@@ -231,7 +203,7 @@ def _read_config_dir(path: Path) -> tuple[dict[str, Any], Path]:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"checkpoint config {str(config_path)!r} is not valid JSON: {err}") from err
     expected = config.get("weights_sha256") if isinstance(config, dict) else None
-    if expected and _sha256(weights_path) != expected:
+    if expected and file_sha256(weights_path) != expected:
         raise ValueError(
             f"checkpoint {str(path)!r}: {WEIGHTS_FILE} does not match the SHA-256 recorded in {CONFIG_FILE} "
             "(the weights are corrupt, or were replaced without their config)"

@@ -18,30 +18,18 @@ from __future__ import annotations
 import inspect
 import json
 import os
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Literal
 
 import torch
 
+from handaug.atomic_files import replaced_atomically
 from handaug.checkpoint import read_checkpoint
 
 ExportFormat = Literal["onnx", "torchscript"]
 FORMATS: tuple[str, ...] = ("onnx", "torchscript")
 SUFFIX = {"onnx": ".onnx", "torchscript": ".pt"}
-
-
-def _replace_atomically(write, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def export_generator(
@@ -92,23 +80,19 @@ def export_generator(
         dims = {0: batch, 2: stride * height, 3: stride * width}
         arg_name = next(iter(inspect.signature(generator.forward).parameters))
 
-        def write(tmp: str) -> None:
-            program = torch.onnx.export(
-                generator, (example,), dynamo=True, input_names=["image"], output_names=["translated"],
-                dynamic_shapes={arg_name: dims}, opset_version=opset, external_data=False, verbose=False,
-            )
-            program.model.metadata_props["handaug_config"] = config
+        program = torch.onnx.export(
+            generator, (example,), dynamo=True, input_names=["image"], output_names=["translated"],
+            dynamic_shapes={arg_name: dims}, opset_version=opset, external_data=False, verbose=False,
+        )
+        program.model.metadata_props["handaug_config"] = config
+        with replaced_atomically(out) as tmp:
             program.save(tmp)
-
-        _replace_atomically(write, out)
         return out
 
-    def write_ts(tmp: str) -> None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer and deprecation warnings: the trace is checked by tests
-            with torch.no_grad():
-                traced = torch.jit.trace(generator, example, check_trace=False)
-            torch.jit.save(traced, tmp, _extra_files={"handaug_config.json": config})
-
-    _replace_atomically(write_ts, out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer and deprecation warnings: the trace is checked by tests
+        with torch.no_grad():
+            traced = torch.jit.trace(generator, example, check_trace=False)
+    with replaced_atomically(out) as tmp:
+        torch.jit.save(traced, tmp, _extra_files={"handaug_config.json": config})
     return out

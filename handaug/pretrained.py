@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from handaug.atomic_files import replaced_atomically
 
 OFFLINE_ENV = "HANDAUG_OFFLINE"
 
@@ -81,21 +82,15 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
 
 
 def _download(spec: PretrainedFile, destination: Path, timeout: float = 30.0) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    fd, tmp = tempfile.mkstemp(dir=destination.parent, prefix=f".{spec.filename}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(spec.url, timeout=timeout) as response:  # noqa: S310
+    with replaced_atomically(destination, suffix=".part") as tmp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(spec.url, timeout=timeout) as response:  # noqa: S310
             while chunk := response.read(1 << 20):
                 out.write(chunk)
                 digest.update(chunk)
         prefix = spec.hash_prefix
         if prefix and not digest.hexdigest().startswith(prefix):
             raise ValueError(f"downloaded {spec.filename} has SHA-256 {digest.hexdigest()[:12]}..., expected {prefix}...")
-        os.replace(tmp, destination)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def missing_weights_message(spec: PretrainedFile, argument: str, reason: str) -> str:

@@ -164,7 +164,7 @@ def test_save_is_atomic_over_an_existing_checkpoint(tmp_path, generator, monkeyp
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ck, "_atomic_write_bytes", crash)
+    monkeypatch.setattr(ck, "write_bytes_atomically", crash)
     other = create_generator("resnet", **TINY_GENERATOR)
     with pytest.raises(KeyboardInterrupt):
         save_generator(other, path)

@@ -15,25 +15,11 @@ import csv
 import io
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+from handaug.atomic_files import write_bytes_atomically
 
 
 def save_figure(figure: Any, path: str | os.PathLike[str], dpi: int = 150) -> Path:
@@ -43,7 +29,7 @@ def save_figure(figure: Any, path: str | os.PathLike[str], dpi: int = 150) -> Pa
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(figure)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return write_bytes_atomically(path, buffer.getvalue())
 
 
 def format_number(value: float | None, digits: int = 4) -> str:
@@ -111,6 +97,6 @@ class Table:
     def write(self, stem: str | os.PathLike[str]) -> tuple[Path, Path]:
         """Write ``<stem>.md`` and ``<stem>.csv`` atomically; returns both paths."""
         stem = Path(stem)
-        md = atomic_write_bytes(stem.with_name(stem.name + ".md"), (self.to_markdown() + "\n").encode())
-        csv_path = atomic_write_bytes(stem.with_name(stem.name + ".csv"), self.to_csv().encode())
+        md = write_bytes_atomically(stem.with_name(stem.name + ".md"), (self.to_markdown() + "\n").encode())
+        csv_path = write_bytes_atomically(stem.with_name(stem.name + ".csv"), self.to_csv().encode())
         return md, csv_path

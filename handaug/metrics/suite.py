@@ -34,7 +34,8 @@ from handaug.metrics.features import extract_features
 from handaug.metrics.fid import fid_kid_from_features
 from handaug.metrics.grids import sample_grid
 from handaug.metrics.pose_benefit import pose_benefit, pose_table
-from handaug.metrics.report import Table, atomic_write_bytes, format_mean_std, format_number
+from handaug.atomic_files import write_bytes_atomically
+from handaug.metrics.report import Table, format_mean_std, format_number
 from handaug.metrics.shape import identity_translator, shape_preservation, train_default_segmenter
 
 MEASURES: tuple[str, ...] = ("fid", "classifier", "shape", "pose-benefit", "grid")
@@ -320,6 +321,6 @@ class EvalSuite:
             lines += [table.to_markdown(), ""]
         for key, path in self.figures.items():
             lines += [f"![{key}]({Path(path).name})", ""]
-        report = atomic_write_bytes(self.out / "report.md", "\n".join(lines).encode())
-        results = atomic_write_bytes(self.out / "results.json", (json.dumps(self.results, indent=2, default=str) + "\n").encode())
+        report = write_bytes_atomically(self.out / "report.md", "\n".join(lines).encode())
+        results = write_bytes_atomically(self.out / "results.json", (json.dumps(self.results, indent=2, default=str) + "\n").encode())
         return report, results

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_info
 from torchvision.utils import make_grid
 
+from handaug.atomic_files import write_bytes_atomically
 from handaug.checkpoint import save_generator
 
 GRID_COLUMNS: tuple[str, ...] = ("synthetic", "translated", "cycled")
@@ -28,18 +27,10 @@ def to_uint8_image(grid: torch.Tensor) -> np.ndarray:
 
 def write_png(path: Path, rgb: np.ndarray) -> None:
     """Write ``(H, W, 3)`` uint8 RGB as PNG atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     if not ok:
         raise OSError(f"could not encode {path}")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(encoded.tobytes())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_bytes_atomically(path, encoded.tobytes())
 
 
 class SampleGridWriter(L.Callback):

@@ -23,6 +23,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
 from handaug._version import __version__
+from handaug.atomic_files import file_sha256, write_json_atomically
 from handaug.checkpoint import read_checkpoint
 from handaug.registry import create_dataset
 from handaug.synth_to_real import SynthToReal
@@ -164,7 +165,7 @@ def _finish_shards(trainer: L.Trainer, data: _TranslationData, writer: Backgroun
     shard_dir = data.plan.target_root / SHARD_DIR
     shard_dir.mkdir(parents=True, exist_ok=True)
     # The shard record lists what this rank wrote: the audit trail that no image was done twice.
-    _write_json(shard_dir / f"rank-{trainer.global_rank}.json",
+    write_json_atomically(shard_dir / f"rank-{trainer.global_rank}.json",
                 {"rank": trainer.global_rank, "translated": translated, "copied": len(data.copies)})
     trainer.strategy.barrier("handaug-translate-shards")
     if not trainer.is_global_zero:
@@ -183,12 +184,6 @@ def _finish_shards(trainer: L.Trainer, data: _TranslationData, writer: Backgroun
         "files_already_copied": done_files,
         "world_size": trainer.world_size,
     }
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def translate_dataset(
@@ -262,21 +257,11 @@ def translate_dataset(
         dataset=dataset,
         dataset_kwargs=dataset_kwargs,
         checkpoint=str(Path(ckpt).resolve()),
-        checkpoint_sha256=checkpoint.config.get("weights_sha256") or _file_sha256(checkpoint.weights_path),
+        checkpoint_sha256=checkpoint.config.get("weights_sha256") or file_sha256(checkpoint.weights_path),
         handaug_version=__version__,
         settings={"mask_mode": mask_mode, "hand_crop": hand_crop, "precision": precision, "batch_size": batch_size},
         wall_time_s=round(time.time() - started, 2),
         **report,
     )
-    _write_json(plan.target_root / MANIFEST_FILE, asdict(result))
+    write_json_atomically(plan.target_root / MANIFEST_FILE, asdict(result))
     return result
-
-
-def _file_sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

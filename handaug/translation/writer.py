@@ -2,31 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from handaug.atomic_files import replaced_atomically, write_bytes_atomically
+
+#: Suffix of the temporary files of a translation run (a killed run's leftovers are deleted on resume).
+PARTIAL_SUFFIX = ".part"
 #: JPEG quality of translated images whose source was a JPEG (the source's own quality is unknown).
 JPEG_QUALITY = 95
-
-
-def _temporary_beside(path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    return tmp
 
 
 def remove_partial_files(root: Path) -> int:
     """Delete the temporary ``.NAME.*.part`` files a killed run left under ``root``; returns how many."""
     removed = 0
     if root.is_dir():
-        for tmp in root.rglob(".*.part"):
+        for tmp in root.rglob(f".*{PARTIAL_SUFFIX}"):
             tmp.unlink(missing_ok=True)
             removed += 1
     return removed
@@ -39,25 +34,13 @@ def write_image_atomically(path: Path, rgb: np.ndarray) -> None:
     ok, encoded = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise OSError(f"could not encode {path} as {ext}")
-    tmp = _temporary_beside(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(encoded.tobytes())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_bytes_atomically(path, encoded.tobytes(), suffix=PARTIAL_SUFFIX)
 
 
 def copy_atomically(source: Path, target: Path) -> None:
     """Copy ``source`` with its metadata (size and mtime mark the copy as done) and rename it into place."""
-    tmp = _temporary_beside(target)
-    try:
+    with replaced_atomically(target, suffix=PARTIAL_SUFFIX) as tmp:
         shutil.copy2(source, tmp)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 class BackgroundWriter:
