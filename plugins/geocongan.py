@@ -26,19 +26,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from handaug.hookspecs import hookimpl
-from handaug.plugins.layers import check_positive_int
+from handaug.plugins.layers import check_positive_int, double_conv
 from handaug.pretrained import load_state_dict_file
-
-
-def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
 
 
 class SilNet(nn.Module):
@@ -58,9 +47,9 @@ class SilNet(nn.Module):
         check_positive_int("depth", depth)
         self.depth = depth
         widths = [base_channels * 2**i for i in range(depth + 1)]
-        self.down = nn.ModuleList([_double_conv(3, widths[0])] + [_double_conv(widths[i], widths[i + 1]) for i in range(depth)])
+        self.down = nn.ModuleList([double_conv(3, widths[0])] + [double_conv(widths[i], widths[i + 1]) for i in range(depth)])
         self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth)))
-        self.merge = nn.ModuleList(_double_conv(2 * widths[i], widths[i]) for i in reversed(range(depth)))
+        self.merge = nn.ModuleList(double_conv(2 * widths[i], widths[i]) for i in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,21 @@ def norm_layer(norm: Norm, channels: int) -> nn.Module:
     return nn.Identity()
 
 
+def double_conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+    """Two 3×3 conv + batch norm + ReLU layers (the U-Net block); the first may downsample by ``stride``.
+
+    ``(B, in_channels, H, W)`` → ``(B, out_channels, ceil(H / stride), ceil(W / stride))``.
+    """
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
 def conv_bias(norm: Norm) -> bool:
     """Convolutions before batch norm need no bias (its shift replaces it); before instance
     norm CycleGAN keeps the bias, and without normalisation it is needed."""

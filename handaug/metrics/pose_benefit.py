@@ -34,21 +34,11 @@ import torch.nn.functional as F
 
 from handaug.metrics.eval_data import EvalSet, PathLike, Translator, procedural_set, role_seed, translate_set
 from handaug.metrics.features import as_unit_float
+from handaug.plugins.layers import double_conv
 from handaug.metrics.progress import batches, progress
 from handaug.metrics.report import Table, format_mean_std
 
 PCK_ALPHA = 0.1
-
-
-def _conv_block(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
 
 
 class KeypointRegressor(nn.Module):
@@ -69,12 +59,12 @@ class KeypointRegressor(nn.Module):
         super().__init__()
         c = width
         self.num_keypoints = num_keypoints
-        self.enc1 = _conv_block(3, c, 2)  # S/2
-        self.enc2 = _conv_block(c, 2 * c, 2)  # S/4
-        self.enc3 = _conv_block(2 * c, 4 * c, 2)  # S/8
-        self.enc4 = _conv_block(4 * c, 4 * c, 2)  # S/16
-        self.dec3 = _conv_block(8 * c, 4 * c, 1)
-        self.dec2 = _conv_block(6 * c, 2 * c, 1)
+        self.enc1 = double_conv(3, c, 2)  # S/2
+        self.enc2 = double_conv(c, 2 * c, 2)  # S/4
+        self.enc3 = double_conv(2 * c, 4 * c, 2)  # S/8
+        self.enc4 = double_conv(4 * c, 4 * c, 2)  # S/16
+        self.dec3 = double_conv(8 * c, 4 * c, 1)
+        self.dec2 = double_conv(6 * c, 2 * c, 1)
         self.head = nn.Conv2d(2 * c, num_keypoints, 1)
         self.stride = 4
 
