@@ -21,7 +21,6 @@ random weights: speed does not depend on the weights.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shutil
 import statistics
@@ -34,27 +33,9 @@ import cv2
 import torch
 
 import handaug
-from handaug.data.procedural import ProceduralHands
+from handaug.data.procedural_folder import MASK_PATTERN, write_procedural_folder
 from handaug.registry import create_generator
 from handaug.translation import translate_dataset
-
-MASK_PATTERN = "../masks/{stem}.png"
-
-
-def write_dataset(root: Path, count: int, size: int) -> Path:
-    """``count`` procedural hands of ``size`` px on a noise background, with masks and annotations."""
-    data = ProceduralHands("synthetic", image_size=size, length=count, seed=0, background="noise")
-    for sub in ("images", "masks", "annotations"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        sample = data[i]
-        cv2.imwrite(str(root / "images" / f"{i:05d}.png"), cv2.cvtColor(sample["image"], cv2.COLOR_RGB2BGR))
-        cv2.imwrite(str(root / "masks" / f"{i:05d}.png"), sample["mask"])
-        annotation = {"keypoints_2d": sample["keypoints_2d"].tolist(), "keypoints_3d": sample["keypoints_3d"].tolist()}
-        (root / "annotations" / f"{i:05d}.json").write_text(json.dumps(annotation))
-    (root / "README.md").write_text("procedural hands for benchmarks/translate_speed.py\n")
-    return root
-
 
 def naive_translate(generator: torch.nn.Module, source: Path, target: Path, device: torch.device) -> None:
     """One image at a time: read, translate in eager fp32, composite, write; then copy the rest."""
@@ -112,7 +93,7 @@ def main() -> None:
             torch.manual_seed(0)
             ckpt = handaug.save_generator(create_generator("resnet", ngf=64, n_blocks=4), scratch / "msh-gan4",
                                           background=1.0, trained_with_masks=True)  # fmt: skip
-        source = write_dataset(scratch / "source", args.images, args.size)
+        source = write_procedural_folder(scratch / "source", args.images, image_size=args.size)
         generator = handaug.load_generator(ckpt, device=device)
         runs: dict[str, Callable[[Path], object]] = {
             "naive loop (eager fp32, 1 image)": lambda target: naive_translate(generator, source, target, device),

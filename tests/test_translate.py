@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from handaug import save_generator
-from handaug.data.procedural import ProceduralHands
+from handaug.data.procedural_folder import write_procedural_folder
 from handaug.registry import create_generator
 from handaug.translation import translate_dataset
 from handaug.translation.engine import MANIFEST_FILE, SHARD_DIR
@@ -25,18 +25,8 @@ MASKS = '{"mask_pattern": "../masks/{stem}.png"}'
 
 
 def write_dataset(root: Path, n: int, size: int = 64) -> Path:
-    """A procedural dataset laid out like a real one: images, masks, per-image annotations, extra files."""
-    data = ProceduralHands("synthetic", image_size=size, length=n, seed=0, background="noise")
-    for sub in ("images", "masks", "annotations"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        s = data[i]
-        cv2.imwrite(str(root / "images" / f"{i:04d}.png"), cv2.cvtColor(s["image"], cv2.COLOR_RGB2BGR))
-        cv2.imwrite(str(root / "masks" / f"{i:04d}.png"), s["mask"])
-        (root / "annotations" / f"{i:04d}.json").write_text(
-            json.dumps({"keypoints_2d": s["keypoints_2d"].tolist(), "keypoints_3d": s["keypoints_3d"].tolist()})
-        )
-    (root / "README.md").write_text("procedural hands\n")
+    """A procedural dataset laid out like a real one (images, masks, annotations, README) plus a calibration file."""
+    write_procedural_folder(root, n, image_size=size)
     (root / "calibration.txt").write_text("fx 100\n")
     return root
 
