@@ -8,8 +8,10 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
+from handaug.data.pairing import EPOCH_LENGTHS, PAIRINGS, EpochLength, Pairing, PairSampler, ResumableDataLoader
 from handaug.data.unpaired import DomainDataset, UnpairedDataset, background_value
 from handaug.registry import create_dataset, get_registry
 
@@ -71,11 +73,21 @@ class UnpairedDataModule(L.LightningDataModule):
             networks learn the hand only.
         hflip: random horizontal flips in training (off by default: it turns right hands into
             left hands, which matters for some real datasets' statistics).
+        pairing: which real image goes with which synthetic one in training: ``"random"`` (both
+            sets reshuffled every epoch, a fresh pairing each time) or ``"index"`` (item ``i``
+            with item ``i``, in order, every epoch; the H-GAN reference code's loader).
+        epoch_length: ``"max"`` (an epoch runs over the larger set, the smaller repeats;
+            CycleGAN's convention) or ``"min"`` (over the smaller set; the reference's).
         batch_size: training batch size (CycleGAN: 1).
         val_batch_size: validation batch size (default: ``batch_size``).
         num_workers: DataLoader worker processes.
-        seed: seed of the validation hold-out split and of the procedural renderers (the real
-            procedural domain uses ``seed + 1`` so the two domains show different hands).
+        seed: seed of the validation hold-out split, of the training order and crops, and of the
+            procedural renderers (the real procedural domain uses ``seed + 1`` so the two domains
+            show different hands).
+
+    The training order and every random crop are pure functions of ``seed`` and the epoch (see
+    :mod:`handaug.data.pairing`): the same on any number of workers or DDP ranks, and a run
+    resumed from a mid-epoch checkpoint continues with exactly the batches it would have seen.
 
     Batches are ``{"synthetic": {...}, "real": {...}}``, each with ``image`` ``(B, 3, S, S)``
     float32 in ``[-1, 1]``, ``mask`` ``(B, 1, S, S)`` float32 in ``{0, 1}``, ``has_mask`` ``(B,)``
@@ -96,6 +108,8 @@ class UnpairedDataModule(L.LightningDataModule):
         val_count: int = 16,
         background: str | float = "white",
         hflip: bool = False,
+        pairing: Pairing = "random",
+        epoch_length: EpochLength = "max",
         batch_size: int = 1,
         val_batch_size: int | None = None,
         num_workers: int = 2,
@@ -111,6 +125,10 @@ class UnpairedDataModule(L.LightningDataModule):
             raise ValueError(f"val_count must be a non-negative integer, got {val_count!r}")
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
+        if pairing not in PAIRINGS:
+            raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
+        if epoch_length not in EPOCH_LENGTHS:
+            raise ValueError(f"epoch_length must be one of {EPOCH_LENGTHS}, got {epoch_length!r}")
         self.save_hyperparameters()
         self.sources = {"synthetic": parse_source(synthetic, "synthetic"), "real": parse_source(real, "real")}
         self.reader_kwargs = {
@@ -123,6 +141,8 @@ class UnpairedDataModule(L.LightningDataModule):
         self.val_count = val_count
         self.background = background_value(background)
         self.hflip = hflip
+        self.pairing = pairing
+        self.epoch_length = epoch_length
         self.batch_size = batch_size
         self.val_batch_size = val_batch_size or batch_size
         self.num_workers = num_workers
@@ -184,25 +204,47 @@ class UnpairedDataModule(L.LightningDataModule):
                 else None
             )
             domains[domain] = (train, val)
-        self.train_set = UnpairedDataset(domains["synthetic"][0], domains["real"][0], random_real=True)
+        self.train_set = UnpairedDataset(domains["synthetic"][0], domains["real"][0], seed=self.seed)
         if self.val_count:
-            self.val_set = UnpairedDataset(domains["synthetic"][1], domains["real"][1], random_real=False)
+            self.val_set = UnpairedDataset(domains["synthetic"][1], domains["real"][1], seed=self.seed)
 
     def train_dataloader(self) -> DataLoader:
         assert self.train_set is not None, "call setup() first"
-        return DataLoader(
+        trainer = self.trainer
+        sampler = PairSampler(
+            len(self.train_set.synthetic),
+            len(self.train_set.real),
+            self.batch_size,
+            seed=self.seed,
+            pairing=self.pairing,
+            epoch_length=self.epoch_length,
+            num_replicas=trainer.world_size if trainer is not None else 1,
+            rank=trainer.global_rank if trainer is not None else 0,
+        )
+        loader = ResumableDataLoader(
             self.train_set,
             batch_size=self.batch_size,
-            shuffle=True,
-            drop_last=len(self.train_set) >= self.batch_size,
+            sampler=sampler,
+            drop_last=len(sampler) >= self.batch_size,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
+            generator=self._loader_generator(),
         )
+        if trainer is not None:
+            loader.progress = lambda: _epoch_progress(trainer)
+        return loader
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_set is None:
             return []
-        return DataLoader(self.val_set, batch_size=self.val_batch_size, shuffle=False, num_workers=self.num_workers)
+        return DataLoader(self.val_set, batch_size=self.val_batch_size, shuffle=False, num_workers=self.num_workers,
+                          generator=self._loader_generator())
+
+    def _loader_generator(self) -> torch.Generator:
+        # A DataLoader draws its workers' base seed from this generator when it starts an epoch;
+        # with none it would draw from torch's global RNG and shift the image pool's and dropout's
+        # random numbers by when iterators happen to be created (a resumed run creates one more).
+        return torch.Generator().manual_seed(self.seed)
 
     def describe(self) -> dict[str, Any]:
         """JSON summary of the data, stored in exported checkpoints."""
@@ -211,6 +253,8 @@ class UnpairedDataModule(L.LightningDataModule):
             "val_size": self.val_size,
             "load_size": self.load_size,
             "background": self.background,
+            "pairing": self.pairing,
+            "epoch_length": self.epoch_length,
         }
         for domain in DOMAINS:
             reader = self.readers.get(domain)
@@ -221,3 +265,9 @@ class UnpairedDataModule(L.LightningDataModule):
                 "kwargs": self.reader_kwargs[domain],
             }
         return summary
+
+
+def _epoch_progress(trainer: L.Trainer) -> tuple[int, int, bool]:
+    """``(epoch, batches done in it, whether its training batches are all done)`` from Lightning's loop counters."""
+    done = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+    return int(trainer.current_epoch), done, done >= trainer.num_training_batches

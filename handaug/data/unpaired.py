@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from handaug.data.pairing import PairKey, item_rng
+
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # never phone home from a data loader
 import albumentations as A  # noqa: E402
 
@@ -121,6 +123,10 @@ class DomainDataset(Dataset):
         raise OSError(f"{self.name}: none of the images can be decoded")
 
     def __getitem__(self, index: int) -> dict[str, Any]:
+        return self.item(index)
+
+    def item(self, index: int, rng: np.random.Generator | None = None) -> dict[str, Any]:
+        """Item ``index``; ``rng`` draws its random crop and flip (required when they are random)."""
         sample = self._read(index)
         image, mask = sample["image"], sample.get("mask")
         height, width = image.shape[:2]
@@ -131,9 +137,11 @@ class DomainDataset(Dataset):
                 "use a smaller crop_size/val_size or set load_size"
             )
         if self.random:
-            # Albumentations keeps its own RNG, blind to seed_everything and to the DataLoader's
-            # per-worker seeds (forked workers would even crop alike): draw its seed from torch's.
-            self.pipeline.set_random_seed(int(torch.randint(0, 2**31 - 1, ()).item()))
+            if rng is None:
+                raise ValueError(f"{self.name}: random crops need the item's random generator")
+            # Albumentations keeps its own RNG, blind to seed_everything and to DataLoader workers:
+            # seed it from the item's own generator, so an item's crop depends on its key only.
+            self.pipeline.set_random_seed(int(rng.integers(0, 2**31 - 1)))
         if mask is not None:
             out = self.pipeline(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
@@ -146,24 +154,26 @@ class DomainDataset(Dataset):
 class UnpairedDataset(Dataset):
     """Pairs of one synthetic and one real item that have nothing to do with each other.
 
-    The epoch runs over ``max(len(synthetic), len(real))`` indices (CycleGAN's convention). In
-    training (``random_real=True``) the real item is drawn at random with torch's RNG, which the
-    DataLoader seeds per worker and per epoch (reproducible under ``seed_everything``); in
-    validation it is the fixed item ``index % len(real)``.
+    Items are addressed by :class:`~handaug.data.pairing.PairKey` (training batches come from a
+    :class:`~handaug.data.pairing.PairSampler`): the key names both images, and each image's
+    random crop is drawn from a generator seeded by ``(seed, key)``, so an item's pixels are the
+    same on any number of workers and after a resume. A plain integer ``i`` (validation, or a
+    look at the data) is synthetic ``i % len(synthetic)`` with real ``i % len(real)``, with the
+    crops epoch 0 would give; the length is that of the larger set.
     """
 
-    def __init__(self, synthetic: DomainDataset, real: DomainDataset, *, random_real: bool) -> None:
+    def __init__(self, synthetic: DomainDataset, real: DomainDataset, *, seed: int = 0) -> None:
         self.synthetic = synthetic
         self.real = real
-        self.random_real = random_real
+        self.seed = seed
 
     def __len__(self) -> int:
         return max(len(self.synthetic), len(self.real))
 
-    def __getitem__(self, index: int) -> dict[str, dict[str, Any]]:
-        synthetic = self.synthetic[index % len(self.synthetic)]
-        if self.random_real:
-            j = int(torch.randint(len(self.real), ()).item())
-        else:
-            j = index % len(self.real)
-        return {"synthetic": synthetic, "real": self.real[j]}
+    def __getitem__(self, key: int | PairKey) -> dict[str, dict[str, Any]]:
+        if not isinstance(key, PairKey):
+            key = PairKey(0, int(key), int(key) % len(self.synthetic), int(key) % len(self.real))
+        return {
+            "synthetic": self.synthetic.item(key.synthetic, item_rng(self.seed, key, 0)),
+            "real": self.real.item(key.real, item_rng(self.seed, key, 1)),
+        }
