@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -56,6 +58,71 @@ def test_resume_from_last_continues_the_step_count(tmp_path):
     second = read_checkpoint(tmp_path / "out" / "export").config["training"]
     assert (first["epochs_completed"], first["optimizer_steps"]) == (1, 4)
     assert (second["epochs_completed"], second["optimizer_steps"]) == (2, 8)
+
+
+def _fail(args, cwd, timeout=120):
+    proc = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode != 0, proc.stdout[-2000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    return proc.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_ends_like_an_uninterrupted_run(tmp_path):
+    """kill -9 a real handaug-train while it trains; `--ckpt_path last` then finishes the run, and the exported
+    generator is bit for bit the one of a run that was never interrupted."""
+    args = ["-m", "handaug.cli.train", "--demo", *TINY, "--trainer.max_epochs", "3", "--trainer.limit_train_batches", "4",
+            "--checkpointing.every_n_batches", "1"]
+    run([*args, "--trainer.default_root_dir", "straight"], cwd=tmp_path)
+
+    last = tmp_path / "killed" / "checkpoints" / "last.ckpt"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, *args, "--trainer.default_root_dir", "killed"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    writes, deadline = set(), time.monotonic() + 240
+    try:
+        while len(writes) < 5 and proc.poll() is None and time.monotonic() < deadline:
+            if last.exists():
+                writes.add(last.stat().st_mtime_ns)
+            time.sleep(0.005)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (tmp_path / "killed" / "export").exists(), "the run finished before it could be killed"
+    step = torch.load(last, weights_only=True)["global_step"]
+    assert 0 < step < 24  # killed part-way: 3 epochs of 4 batches are 24 optimiser steps
+
+    run([*args, "--trainer.default_root_dir", "killed", "--ckpt_path", "last"], cwd=tmp_path)
+    straight, resumed = (load_generator(tmp_path / d / "export").state_dict() for d in ("straight", "killed"))
+    assert read_checkpoint(tmp_path / "killed" / "export").config["training"]["optimizer_steps"] == 24
+    for name, value in straight.items():
+        assert torch.equal(value, resumed[name]), name
+
+
+def test_ckpt_path_last_without_a_checkpoint_is_an_error_and_auto_starts_a_new_run(tmp_path):
+    args = ["-m", "handaug.cli.train", "--demo", *TINY, "--trainer.default_root_dir", "out"]
+    err = _fail([*args, "--ckpt_path", "last"], cwd=tmp_path)
+    assert "no checkpoint to resume" in err and str(tmp_path / "out" / "checkpoints" / "last.ckpt") in err
+    run([*args, "--ckpt_path", "auto"], cwd=tmp_path)
+    assert (tmp_path / "out" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_a_new_run_never_overwrites_an_earlier_runs_checkpoint_unless_asked(tmp_path):
+    last = tmp_path / "out" / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"two days of training")
+    args = ["-m", "handaug.cli.train", "--demo", *TINY, "--trainer.default_root_dir", "out"]
+    err = _fail([*args, "--overwrite_run", "false"], cwd=tmp_path)
+    assert "earlier run's checkpoint" in err and "--ckpt_path last" in err
+    assert last.read_bytes() == b"two days of training"
+    run([*args, "--overwrite_run", "true"], cwd=tmp_path)
+    assert torch.load(last, weights_only=True)["global_step"] == 4
+
+
+def test_demo_refuses_data_folders(tmp_path):
+    err = _fail(["-m", "handaug.cli.train", "--demo", "--data.synthetic", "/data/synth"], cwd=tmp_path)
+    assert "--demo" in err and "--data.synthetic" in err
 
 
 @pytest.mark.slow

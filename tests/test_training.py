@@ -5,9 +5,9 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 
 from handaug import load_generator, read_checkpoint
+from handaug.training.resume import ResumeCheckpoint, last_checkpoint_path, resolve_resume_path
 from handaug.training import GeneratorExport, ImagePool, SampleGridWriter, composite, lsgan_discriminator_loss, lsgan_generator_loss
 
 from conftest import tiny_datamodule, tiny_hgan, tiny_trainer
@@ -124,9 +124,10 @@ def test_linear_schedule_decays_to_zero(tmp_path):
     model = tiny_hgan(lr_schedule="linear", lr_decay_start_epoch=1, discriminator="pixel", discriminator_kwargs={"ndf": 4})
     lrs = []
 
-    class Spy(L.Callback):
-        def on_train_epoch_start(self, trainer, pl_module):
-            lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
+    class Spy(L.Callback):  # the rate each epoch's batches train with
+        def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+            if batch_idx == 0:
+                lrs.append(trainer.optimizers[0].param_groups[0]["lr"])
 
     trainer = tiny_trainer(tmp_path, max_epochs=4, limit_train_batches=1, limit_val_batches=0, callbacks=[Spy()])
     trainer.fit(model, datamodule=tiny_datamodule())
@@ -153,14 +154,20 @@ def test_bf16_mixed_precision_trains(tmp_path):
 
 
 # ----------------------------------------------------------------------------- resume
-def _fit(root, max_epochs, ckpt_path=None, callbacks=()):
+def _fit(root, max_epochs, ckpt_path=None, callbacks=(), every_n_batches=None, limit_train_batches=3, **data):
     L.seed_everything(0, workers=True)
     model = tiny_hgan()
-    checkpoint = ModelCheckpoint(dirpath=str(root / "checkpoints"), save_last=True, save_top_k=0)
-    trainer = tiny_trainer(root, max_epochs=max_epochs, limit_train_batches=3, limit_val_batches=1,
-                           enable_checkpointing=True, callbacks=[checkpoint, *callbacks])
-    trainer.fit(model, datamodule=tiny_datamodule(), ckpt_path=ckpt_path, weights_only=True)
+    checkpoint = ResumeCheckpoint(every_n_batches=every_n_batches, every_minutes=None)
+    trainer = tiny_trainer(root, max_epochs=max_epochs, limit_train_batches=limit_train_batches, limit_val_batches=1,
+                           callbacks=[checkpoint, *callbacks])
+    trainer.fit(model, datamodule=tiny_datamodule(**data), ckpt_path=resolve_resume_path(ckpt_path, root),
+                weights_only=True)
     return trainer, model
+
+
+def _assert_same_weights(a, b):
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(x, y), name
 
 
 def test_resume_restores_optimisers_pools_epoch_and_step_and_continues_identically(tmp_path):
@@ -185,8 +192,98 @@ def test_resume_restores_optimisers_pools_epoch_and_step_and_continues_identical
     assert all(torch.equal(a, b) for a, b in zip(seen["pool"], saved["handaug"]["pools"]["real"]["images"]))
     assert second.global_step == 12
     # The resumed run ends exactly where the uninterrupted one does.
-    for (name, a), b in zip(straight.state_dict().items(), resumed.state_dict().values()):
-        assert torch.equal(a, b), name
+    _assert_same_weights(straight, resumed)
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+class _CrashAfter(L.Callback):
+    """Stops the run the hard way (an exception, no checkpoint on the way out) after ``batches`` batches."""
+
+    def __init__(self, batches):
+        self.batches, self.seen = batches, 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.seen += 1
+        if self.seen == self.batches:
+            raise _Crash(f"crashed after {self.batches} batches")
+
+
+@pytest.mark.parametrize("crash_after", [4, 8])  # mid-epoch: epoch 1 after 1 of 3 batches; epoch 2 after 2 of 3
+def test_resume_from_a_mid_epoch_checkpoint_continues_identically(tmp_path, crash_after):
+    """A run that dies mid-epoch resumes from the last in-epoch checkpoint and ends bit-identical to
+    an uninterrupted run: same order of pairs, same crops, same pools and RNG states."""
+    _, straight = _fit(tmp_path / "straight", max_epochs=3, every_n_batches=1)
+
+    with pytest.raises(_Crash):
+        _fit(tmp_path / "resumed", max_epochs=3, every_n_batches=1, callbacks=[_CrashAfter(crash_after)])
+    saved = torch.load(last_checkpoint_path(tmp_path / "resumed"), weights_only=True)
+    assert saved["global_step"] == 2 * crash_after  # written after the crashing batch, before the crash
+    (loader_state,) = saved["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    assert not loader_state["epoch_finished"] and loader_state["batches_done"] == crash_after - 3 * (crash_after // 3)
+
+    second, resumed = _fit(tmp_path / "resumed", max_epochs=3, ckpt_path="last", every_n_batches=1)
+    assert second.global_step == 18
+    _assert_same_weights(straight, resumed)
+
+
+def test_training_order_and_crops_do_not_depend_on_workers(tmp_path):
+    """Two DataLoader workers give the batches of the main process, bit for bit (keys, not worker RNG)."""
+    L.seed_everything(0)
+    batches = {}
+    for workers in (0, 2):
+        dm = tiny_datamodule(num_workers=workers)
+        dm.setup("fit")
+        loader = dm.train_dataloader()
+        loader.sampler.set_epoch(1)
+        batches[workers] = [b for _, b in zip(range(3), loader)]
+    for a, b in zip(batches[0], batches[2]):
+        for domain in ("synthetic", "real"):
+            assert torch.equal(a[domain]["image"], b[domain]["image"])
+            assert torch.equal(a[domain]["index"], b[domain]["index"])
+
+
+def test_every_n_batches_writes_last_ckpt_within_the_epoch(tmp_path):
+    writes = []
+
+    class Spy(L.Callback):
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            path = last_checkpoint_path(tmp_path)
+            writes.append(torch.load(path, weights_only=True)["global_step"] if path.exists() else None)
+
+    _fit(tmp_path, max_epochs=1, every_n_batches=2, limit_train_batches=5, callbacks=[Spy()])
+    # ResumeCheckpoint runs before the spy: written after batches 2 and 4, then at the epoch's end.
+    assert writes == [None, 4, 4, 8, 8]
+    assert torch.load(last_checkpoint_path(tmp_path), weights_only=True)["global_step"] == 10
+    assert not list((tmp_path / "checkpoints").glob(".*"))  # no temporary file left behind
+
+
+def test_resume_checkpoint_arguments_are_checked():
+    with pytest.raises(ValueError, match="every_n_batches"):
+        ResumeCheckpoint(every_n_batches=-1)
+    with pytest.raises(ValueError, match="every_minutes"):
+        ResumeCheckpoint(every_minutes=float("nan"))
+
+
+def test_resume_path_last_requires_a_checkpoint_and_new_runs_never_overwrite_one(tmp_path):
+    from handaug.training.resume import ResumeError
+
+    with pytest.raises(ResumeError, match="no checkpoint to resume"):
+        resolve_resume_path("last", tmp_path)
+    assert resolve_resume_path("auto", tmp_path) is None
+    assert resolve_resume_path(None, tmp_path) is None
+    last = last_checkpoint_path(tmp_path)
+    last.parent.mkdir()
+    last.write_bytes(b"earlier run")
+    assert resolve_resume_path("last", tmp_path) == str(last)
+    assert resolve_resume_path("auto", tmp_path) == str(last)
+    with pytest.raises(ResumeError, match="earlier run's checkpoint"):
+        resolve_resume_path(None, tmp_path)
+    assert resolve_resume_path(None, tmp_path, overwrite_run=True) is None
+    with pytest.raises(ResumeError, match="no such checkpoint file"):
+        resolve_resume_path(str(tmp_path / "missing.ckpt"), tmp_path)
 
 
 # ----------------------------------------------------------------------------- outputs

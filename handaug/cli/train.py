@@ -4,12 +4,14 @@
     handaug-train --config examples/configs/msh-gan4.yaml --data.synthetic /data/synth --data.real /data/real
     handaug-train --config run.yaml --trainer.strategy ddp --trainer.devices 4 --trainer.num_nodes 2
     handaug-train --config run.yaml --ckpt_path last        # resume where the run stopped
+    handaug-train --config run.yaml --ckpt_path auto        # resume if there is a checkpoint, else start
     handaug-train --print_config                           # every option with its default
 
 Options are the arguments of :class:`handaug.training.HGAN` (``--model.*``),
 :class:`handaug.training.UnpairedDataModule` (``--data.*``) and ``lightning.Trainer``
-(``--trainer.*``). Under ``--trainer.default_root_dir`` a run writes ``checkpoints/last.ckpt``
-(to resume), ``samples/*.png`` (synthetic | translated | cycled after every validation), the
+(``--trainer.*``), and of :class:`handaug.training.resume.ResumeCheckpoint` (``--checkpointing.*``:
+how often ``last.ckpt`` is written). Under ``--trainer.default_root_dir`` a run writes
+``checkpoints/last.ckpt`` (to resume; at every epoch's end and every 10 minutes), ``samples/*.png`` (synthetic | translated | cycled after every validation), the
 logger's metrics, ``config.yaml``, and at the end ``export/`` (the generator for ``SynthToReal``).
 """
 
@@ -20,12 +22,12 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from handaug.data.datamodule import UnpairedDataModule
 from handaug.training.callbacks import GeneratorExport, SampleGridWriter
 from handaug.training.module import HGAN
+from handaug.training.resume import ResumeCheckpoint, ResumeError, resolve_resume_path
 
 DEMO_FLAG = "--demo"
 
@@ -36,40 +38,45 @@ def demo_config_path() -> Path:
 
 
 class HandaugCLI(LightningCLI):
-    """LightningCLI with a ``--ckpt_path`` to resume from, and run checkpoints kept in one place."""
+    """LightningCLI with ``--ckpt_path`` / ``--overwrite_run`` and the resume checkpoint's options."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_argument(
             "--ckpt_path",
             type=str | None,
             default=None,
-            help="Lightning checkpoint to resume from (optimisers, image pools, epoch and step), "
-            "or 'last' for <default_root_dir>/checkpoints/last.ckpt when it exists.",
+            help="resume a run: 'last' (<default_root_dir>/checkpoints/last.ckpt, which must exist), 'auto' "
+            "(that file if it exists, else a new run) or the path of a Lightning checkpoint",
         )
-
-    def before_instantiate_classes(self) -> None:
-        pass
+        parser.add_argument(
+            "--overwrite_run",
+            type=bool,
+            default=False,
+            help="start a new run even though <default_root_dir> holds an earlier run's last.ckpt (which the "
+            "new run then replaces); without it that is an error",
+        )
+        parser.add_lightning_class_args(ResumeCheckpoint, "checkpointing")
 
 
 def _trainer_defaults() -> dict[str, Any]:
     return {
         "max_epochs": 10,  # the paper's schedule
         "default_root_dir": "runs/hgan",
-        "callbacks": [
-            # Only last.ckpt, rewritten after every epoch: what a killed run resumes from.
-            ModelCheckpoint(save_last=True, save_top_k=0, every_n_epochs=1),
-            SampleGridWriter(),
-            GeneratorExport(),
-        ],
+        # last.ckpt is written by ResumeCheckpoint (--checkpointing.*), not by Lightning's default
+        # ModelCheckpoint (which would add epoch=N-step=M.ckpt files per logger version).
+        "enable_checkpointing": False,
+        "callbacks": [SampleGridWriter(), GeneratorExport()],
     }
 
 
-def _pin_checkpoint_dir(trainer: Any) -> None:
-    """Keep run checkpoints in ``<default_root_dir>/checkpoints`` (not per logger version), so that
-    ``--ckpt_path last`` finds the previous run's ``last.ckpt``."""
-    for callback in trainer.checkpoint_callbacks:
-        if isinstance(callback, ModelCheckpoint) and callback.dirpath is None:
-            callback.dirpath = str(Path(trainer.default_root_dir) / "checkpoints")
+def _check_demo_arguments(argv: list[str]) -> None:
+    for flag in ("--data.synthetic", "--data.real", "--data"):
+        if any(arg == flag or arg.startswith(flag + "=") for arg in argv):
+            raise SystemExit(
+                f"handaug-train: error: --demo trains on the built-in procedural hands and cannot take {flag}; "
+                "for your own images start from a model config instead: "
+                "handaug-train --config examples/configs/msh-gan4.yaml --data.synthetic ... --data.real ..."
+            )
 
 
 def main(args: list[str] | None = None) -> None:
@@ -77,6 +84,7 @@ def main(args: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
     if DEMO_FLAG in argv:
         argv.remove(DEMO_FLAG)
+        _check_demo_arguments(argv)
         argv = ["--config", str(demo_config_path()), *argv]
     cli = HandaugCLI(
         HGAN,
@@ -88,8 +96,13 @@ def main(args: list[str] | None = None) -> None:
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"prog": "handaug-train", "description": __doc__.split("\n\n")[0]},
     )
-    _pin_checkpoint_dir(cli.trainer)
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=cli.config.get("ckpt_path"), weights_only=True)
+    try:
+        ckpt_path = resolve_resume_path(
+            cli.config.get("ckpt_path"), cli.trainer.default_root_dir, overwrite_run=bool(cli.config.get("overwrite_run"))
+        )
+    except ResumeError as err:
+        raise SystemExit(f"handaug-train: error: {err}") from None
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True)
 
 
 if __name__ == "__main__":

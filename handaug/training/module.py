@@ -179,12 +179,16 @@ class HGAN(L.LightningModule):
         schedulers = [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in (opt_g, opt_d)]
         return optimizers, schedulers
 
-    def on_train_epoch_end(self) -> None:
+    def on_train_epoch_start(self) -> None:
+        # Bring each scheduler to the current epoch: one step per finished epoch. Stepping here
+        # rather than at the end of an epoch keeps the rate right whichever point a run was
+        # resumed from (a checkpoint written at an epoch's end precedes that epoch's step).
         schedulers = self.lr_schedulers()
         if schedulers is None:
             return
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
-            scheduler.step()
+            while scheduler.last_epoch < self.current_epoch:
+                scheduler.step()
 
     # ------------------------------------------------------------------ forward passes
     def forward(self, synthetic: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,153 @@
+"""What a killed ``handaug-train`` run resumes from: ``checkpoints/last.ckpt``, written often and atomically.
+
+:class:`ResumeCheckpoint` writes Lightning's full training state (networks, optimisers, image
+pools, RNG states, the loop counters and the place in the epoch; see
+:mod:`handaug.data.pairing`) at the end of every epoch, and within an epoch every
+``every_n_batches`` batches and/or every ``every_minutes`` minutes. Each write goes to a hidden
+temporary file in the same folder, is flushed to disk, and is renamed over ``last.ckpt``, so a
+``kill -9`` at any moment leaves the previous complete checkpoint or the new one, never a torn
+file. :func:`resolve_resume_path` turns ``--ckpt_path last`` / ``auto`` into a file, and refuses
+to start a new run over an existing run's checkpoint unless asked to.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.utilities import rank_zero_info
+
+LAST_CHECKPOINT = "last.ckpt"
+CHECKPOINT_DIR = "checkpoints"
+
+
+def last_checkpoint_path(root: str | os.PathLike[str]) -> Path:
+    """``<root>/checkpoints/last.ckpt``: where a run under ``root`` keeps its resume checkpoint."""
+    return Path(root) / CHECKPOINT_DIR / LAST_CHECKPOINT
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ResumeCheckpoint(L.Callback):
+    """Keeps ``<dirpath>/last.ckpt`` current, atomically.
+
+    Args:
+        every_n_batches: also write after every this many training batches (each batch is one
+            generator and one discriminator update); ``None`` or 0: not by count.
+        every_minutes: also write when this many minutes have passed since the last write, checked
+            after each batch; ``None`` or 0: not by time. Default 10: a killed run loses at most
+            about ten minutes of work, plus the batch in flight.
+        dirpath: the folder (default ``<trainer.default_root_dir>/checkpoints``).
+
+    A write is also made at the end of every training epoch (after its validation). In DDP every
+    rank takes part (Lightning gathers the state), rank 0 writes the file, and the decision to
+    write by time is made on rank 0 and broadcast, so all ranks write at the same step.
+    """
+
+    def __init__(self, every_n_batches: int | None = None, every_minutes: float | None = 10.0, dirpath: str | None = None) -> None:
+        super().__init__()
+        if every_n_batches is not None and (isinstance(every_n_batches, bool) or not isinstance(every_n_batches, int) or every_n_batches < 0):
+            raise ValueError(f"every_n_batches must be a non-negative integer or None, got {every_n_batches!r}")
+        if every_minutes is not None and (
+            isinstance(every_minutes, bool) or not isinstance(every_minutes, (int, float)) or not every_minutes >= 0
+        ):
+            raise ValueError(f"every_minutes must be a non-negative number of minutes or None, got {every_minutes!r}")
+        self.every_n_batches = int(every_n_batches or 0)
+        self.every_seconds = float(every_minutes or 0) * 60.0
+        self.dirpath = dirpath
+        self._last_write = time.monotonic()
+        self.writes = 0
+
+    def path(self, trainer: L.Trainer) -> Path:
+        """The file this callback keeps current for ``trainer``."""
+        return Path(self.dirpath) / LAST_CHECKPOINT if self.dirpath else last_checkpoint_path(trainer.default_root_dir)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._last_write = time.monotonic()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if trainer.sanity_checking:
+            return
+        done = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+        if done >= trainer.num_training_batches:
+            return  # the epoch-end write follows, after validation
+        due = bool(self.every_n_batches) and done % self.every_n_batches == 0
+        if self.every_seconds and not due:
+            due = time.monotonic() - self._last_write >= self.every_seconds
+            if trainer.world_size > 1:
+                due = bool(trainer.strategy.broadcast(due, src=0))
+        if due:
+            self.write(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.write(trainer)
+
+    def write(self, trainer: L.Trainer) -> Path:
+        """Write the trainer's full state to ``last.ckpt`` now (every rank must call this)."""
+        path = self.path(trainer)
+        tmp = path.with_name(f".{path.name}.handaug-part")
+        if trainer.is_global_zero:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        trainer.save_checkpoint(tmp, weights_only=False)
+        if trainer.is_global_zero:
+            _fsync(tmp)
+            os.replace(tmp, path)
+            _fsync(path.parent)
+        trainer.strategy.barrier("handaug-resume-checkpoint")
+        self._last_write = time.monotonic()
+        self.writes += 1
+        return path
+
+
+class ResumeError(ValueError):
+    """``--ckpt_path`` cannot be honoured as asked (no checkpoint to resume, or one would be overwritten)."""
+
+
+def resolve_resume_path(ckpt_path: str | None, root: str | os.PathLike[str], *, overwrite_run: bool = False) -> str | None:
+    """The checkpoint file a run resumes from, or ``None`` for a new run.
+
+    ``ckpt_path``: ``None`` (a new run), ``"last"`` (``<root>/checkpoints/last.ckpt``, which must
+    exist), ``"auto"`` (that file if it exists, else a new run: for jobs that are simply started
+    again after a preemption), or a path to a Lightning checkpoint (which must exist).
+
+    Raises:
+        ResumeError: ``"last"`` or a path that does not exist; or a new run asked for in a
+            folder that already holds a run's ``last.ckpt``, without ``overwrite_run``.
+    """
+    last = last_checkpoint_path(root)
+    if ckpt_path == "auto":
+        if last.is_file():
+            rank_zero_info(f"handaug-train: resuming from {last}")
+            return str(last)
+        rank_zero_info(f"handaug-train: no {last} yet, starting a new run")
+        return None
+    if ckpt_path == "last":
+        if not last.is_file():
+            raise ResumeError(
+                f"--ckpt_path last: there is no checkpoint to resume at {last} (is --trainer.default_root_dir "
+                "the folder of the run you mean?); use --ckpt_path auto to resume when there is one and "
+                "start a new run otherwise"
+            )
+        return str(last)
+    if ckpt_path is not None:
+        if not Path(ckpt_path).is_file():
+            raise ResumeError(f"--ckpt_path {ckpt_path!r}: no such checkpoint file")
+        return str(ckpt_path)
+    if last.is_file() and not overwrite_run:
+        stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(last.stat().st_mtime))
+        raise ResumeError(
+            f"{last} (written {stamp}) holds an earlier run's checkpoint: resume it with --ckpt_path last, "
+            "or start a new run over it with --overwrite_run true (its last.ckpt is then replaced at the new "
+            "run's first checkpoint), or choose another --trainer.default_root_dir"
+        )
+    return None
+
