@@ -24,6 +24,14 @@ The config (``format_version`` 1)::
 
 The network is rebuilt by registry name and keyword arguments (:mod:`handaug.registry`), so a
 checkpoint of a plugin's network needs that plugin installed; the error says which one.
+
+A checkpoint is a file anyone may have written, so :func:`read_checkpoint` checks everything
+that can be checked before a single weight is allocated: the whole config schema
+(:mod:`handaug.checkpoint_config`), the network's arguments against the ranges its plugin
+declares, the network's stride, and the names, shapes and dtypes in the safetensors header
+against the network built on the ``meta`` device (no memory). Then it reads every tensor once
+to refuse NaN or infinite weights. A 600-byte file asking for a 1024-filter network is refused
+in milliseconds, and a checkpoint that passes builds without surprises.
 """
 
 from __future__ import annotations
@@ -39,14 +47,13 @@ import torch.nn as nn
 
 from handaug._version import __version__
 from handaug.atomic_files import file_sha256, replaced_atomically, write_bytes_atomically
-from handaug.registry import NetworkSpec, PluginError, get_registry, network_spec
+from handaug.checkpoint_config import DIRECTIONS, FORMAT, FORMAT_VERSION, MAX_CONFIG_BYTES, parse_config, validate_config
+from handaug.registry import ArgumentOutOfBounds, NetworkSpec, PluginError, create_generator, get_registry, network_spec
+from handaug.untrusted_text import shown
 
-FORMAT = "handaug.generator"
-FORMAT_VERSION = 1
 WEIGHTS_FILE = "generator.safetensors"
 CONFIG_FILE = "config.json"
 METADATA_KEY = "handaug_config"
-DIRECTIONS: tuple[str, ...] = ("synthetic_to_real", "real_to_synthetic")
 
 
 def _save_weights(module: nn.Module, path: Path, metadata: dict[str, str] | None) -> None:
@@ -92,7 +99,9 @@ def save_generator(
     never leaves a half-written checkpoint behind.
 
     Raises:
-        ValueError: ``generator`` was not made by the registry, or arguments are not JSON values.
+        ValueError: ``generator`` was not made by the registry, or arguments are not JSON values
+            or would make a config that loading refuses (see :mod:`handaug.checkpoint_config`:
+            a NaN or out-of-range ``background``, a non-finite number in ``training``, ...).
     """
     spec = network_spec(generator)
     if spec is None:
@@ -116,6 +125,8 @@ def save_generator(
         "image_size": dict(image_size or {}),
         "training": _json_ready(training or {}, "training"),
     }
+    # What would be refused when loading is refused now, before anything is written.
+    validate_config(config, "the config save_generator would write", needs_sha256=False)
     path = Path(path)
     if path.suffix == ".safetensors":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,9 +140,13 @@ def save_generator(
     return path
 
 
+#: Tensor name → (dtype kind, see :func:`dtype_kind`; shape).
+TensorHeader = dict[str, tuple[str, tuple[int, ...]]]
+
+
 @dataclass(frozen=True)
 class GeneratorCheckpoint:
-    """A validated checkpoint on disk: its config, read without building the network."""
+    """A checkpoint on disk with its validated config (see :func:`read_checkpoint`)."""
 
     path: Path
     weights_path: Path
@@ -153,41 +168,219 @@ class GeneratorCheckpoint:
     def direction(self) -> str:
         return self.config["direction"]
 
-    def build(self, device: torch.device | str | None = None) -> nn.Module:
-        """Rebuild the generator, load its weights, and return it in eval mode without gradients.
+    @property
+    def _where(self) -> str:
+        return f"checkpoint {str(self.path)!r}"
+
+    def verify(self) -> None:
+        """Check everything short of building the network; :func:`read_checkpoint` calls this.
+
+        The generator's plugin is installed, its arguments are within the ranges the plugin
+        declares, the network (built on the ``meta`` device: no memory) has the config's stride
+        and exactly the tensor names, shapes and dtype kinds of the weights file's header, and
+        every floating-point weight is finite (this reads the weights once).
 
         Raises:
             PluginError: the plugin that provides the network is not installed.
-            ValueError: the weights do not fit the network the config describes.
+            ValueError: any other mismatch, naming the file and the key or tensor.
+        """
+        network = network_on_meta(self.spec, self._where)
+        if network is not None:
+            self._check_stride(network)
+            check_tensors_fit(network, _weights_header(self.weights_path, self._where), self._where, self._no_fit())
+        _check_finite_file(self.weights_path, self._where)
+
+    def build(self, device: torch.device | str | None = None) -> nn.Module:
+        """Rebuild the generator, load its weights, and return it in eval mode without gradients.
+
+        The checks of :meth:`verify` that need no weights run again first (the files may have
+        changed since the checkpoint was read), so nothing is allocated for a network the
+        weights do not describe.
+
+        Raises:
+            PluginError: the plugin that provides the network is not installed.
+            ValueError: the weights do not fit the network the config describes, or are not finite.
         """
         from safetensors import SafetensorError
         from safetensors.torch import load_model
 
-        from handaug.registry import create_generator
-
         spec = self.spec
-        if spec.name not in get_registry("generator"):
-            origin = f"plugin {spec.plugin!r}" if spec.plugin else "a plugin"
-            if spec.distribution:
-                origin += f" of the distribution {spec.distribution!r} (version {spec.version}); `pip install {spec.distribution}`"
-            raise PluginError(
-                f"checkpoint {str(self.path)!r} needs the generator {spec.name!r}, which no installed plugin provides: "
-                f"it was made by {origin}. Installed generators: {', '.join(get_registry('generator').names())}"
-            )
+        network = network_on_meta(spec, self._where)
+        if network is not None:
+            check_tensors_fit(network, _weights_header(self.weights_path, self._where), self._where, self._no_fit())
         try:
             generator = create_generator(spec.name, **spec.kwargs)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"checkpoint {str(self.path)!r}: its generator arguments {spec.kwargs} are rejected: {err}") from err
+            raise _rejected(spec, self._where, err) from None
+        self._check_stride(generator)
         try:
             load_model(generator, str(self.weights_path), strict=True, device="cpu")
         except (RuntimeError, SafetensorError, OSError) as err:
-            raise ValueError(
-                f"checkpoint {str(self.path)!r}: the weights do not fit a {spec.name!r} generator with {spec.kwargs}: {err}"
-            ) from err
+            raise ValueError(f"{self._where}: {self._no_fit()}: {shown(str(err), limit=300)}") from None
+        for name, tensor in generator.state_dict().items():
+            check_finite(name, tensor, f"{self._where} ({self.weights_path.name})")
         generator.eval().requires_grad_(False)
         if device is not None:
             generator.to(device)
         return generator
+
+    # ------------------------------------------------------------------ checks
+    def _no_fit(self) -> str:
+        spec = self.spec
+        return f"the weights in {self.weights_path.name!r} do not fit a {shown(spec.name)} generator with {shown(spec.kwargs)}"
+
+    def _check_stride(self, network: nn.Module) -> None:
+        stride = int(getattr(network, "stride", 1))
+        if stride != self.stride:
+            raise ValueError(
+                f"{self._where}: key 'stride' is {self.stride}, but a {shown(self.spec.name)} generator with "
+                f"{shown(self.spec.kwargs)} has stride {stride}"
+            )
+
+
+def _rejected(spec: NetworkSpec, where: str, err: Exception) -> ValueError:
+    return ValueError(f"{where}: key 'network.kwargs': its generator arguments {shown(spec.kwargs)} are rejected: {err}")
+
+
+def network_on_meta(spec: NetworkSpec, where: str) -> nn.Module | None:
+    """The generator ``spec`` describes, built on the ``meta`` device (no memory), after the plugin and bounds checks.
+
+    Args:
+        spec: registry name and keyword arguments, read from an untrusted file.
+        where: the file, for messages (``"checkpoint '/runs/x/export'"``).
+
+    Returns ``None`` when the plugin's constructor cannot run on ``meta`` (it computes with its
+    tensors): the bounds have been checked then, and loading the weights checks the rest.
+
+    Raises:
+        PluginError: no installed plugin provides ``spec.name``.
+        ValueError: an argument is outside its declared range, unknown, or rejected.
+    """
+    registry = get_registry("generator")
+    if spec.name not in registry:
+        origin = f"plugin {shown(spec.plugin)}" if spec.plugin else "a plugin"
+        if spec.distribution:
+            origin += f" of the distribution {shown(spec.distribution)} (version {shown(spec.version)})"
+        # Only the name, quoted: an install command copied from a file is not ours to suggest.
+        raise PluginError(
+            f"{where} needs the generator {shown(spec.name)}, which no installed plugin provides: "
+            f"it was made by {origin}; install that distribution if you trust it. "
+            f"Installed generators: {', '.join(registry.names())}"
+        )
+    try:
+        registry.check_arguments(spec.name, spec.kwargs)
+    except ArgumentOutOfBounds as err:
+        raise ValueError(f"{where}: key {'network.kwargs.' + err.argument!r}: {err}") from None
+    except (TypeError, ValueError) as err:
+        raise _rejected(spec, where, err) from None
+    try:
+        with torch.device("meta"):
+            return create_generator(spec.name, **spec.kwargs)
+    except (TypeError, ValueError) as err:
+        raise _rejected(spec, where, err) from None
+    except Exception:  # noqa: BLE001 - a constructor that computes with tensors cannot run on meta
+        return None
+
+
+def check_tensors_fit(network: nn.Module, tensors: TensorHeader, where: str, no_fit: str) -> None:
+    """Raise unless ``tensors`` (name → (dtype kind, shape)) are exactly ``network``'s state dict.
+
+    ``network`` may live on ``meta``; ``no_fit`` starts the message ("the weights in X do not fit ...").
+    Tied parameters (one tensor under several names) need to be present under one name only.
+    """
+    expected = network.state_dict(keep_vars=True)
+    for name, (kind, shape) in tensors.items():
+        tensor = expected.get(name)
+        if tensor is None:
+            detail = f"the file has a tensor {shown(name)} that the network does not have"
+        elif shape != tuple(tensor.shape):
+            detail = f"tensor {shown(name)} has shape {list(shape)} in the file, the network's has {list(tensor.shape)}"
+        elif kind != dtype_kind(tensor.dtype):
+            detail = f"tensor {shown(name)} is {shown(kind)} in the file, the network's is {dtype_kind(tensor.dtype)}"
+        else:
+            continue
+        raise ValueError(f"{where}: {no_fit}: {detail}")
+    names_of: dict[int, list[str]] = {}
+    for name, tensor in expected.items():
+        names_of.setdefault(id(tensor), []).append(name)
+    missing = [names[0] for names in names_of.values() if not any(n in tensors for n in names)]
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise ValueError(f"{where}: {no_fit}: the file has no tensor {missing[0]!r}{more}")
+
+
+def _safetensors_dtype_kind(dtype: str) -> str:
+    if dtype == "BOOL":
+        return "bool"
+    if dtype.startswith(("F", "BF")):
+        return "floating point"
+    if dtype.startswith(("I", "U")):
+        return "integer"
+    return dtype
+
+
+def dtype_kind(dtype: torch.dtype) -> str:
+    """``"floating point"``, ``"integer"``, ``"bool"`` or ``"complex"``: what a weight may be loaded from.
+
+    A floating-point weight may be stored in any floating-point precision (loading converts it
+    exactly or rounds it), never as integers.
+    """
+    if dtype == torch.bool:
+        return "bool"
+    if dtype.is_floating_point:
+        return "floating point"
+    return "complex" if dtype.is_complex else "integer"
+
+
+def _open_weights(path: Path, where: str) -> Any:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        return safe_open(str(path), framework="pt")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{where}: {path.name!r} is not a readable safetensors file: {shown(str(err), limit=300)}") from None
+
+
+def _weights_header(path: Path, where: str) -> TensorHeader:
+    """Name → (dtype kind, shape) of every tensor in ``path``, from its header only (no data read)."""
+    with _open_weights(path, where) as f:
+        header = {}
+        for name in f.keys():
+            view = f.get_slice(name)
+            header[name] = (_safetensors_dtype_kind(view.get_dtype()), tuple(view.get_shape()))
+        return header
+
+
+def check_finite(name: str, tensor: torch.Tensor, where: str) -> None:
+    """Raise a ``ValueError`` naming ``where`` and the tensor ``name`` if a floating-point ``tensor`` holds NaN or inf."""
+    if not tensor.is_floating_point():
+        return
+    values = tensor if tensor.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64) else tensor.float()
+    bad = ~torch.isfinite(values)
+    if bool(bad.any()):
+        raise ValueError(
+            f"{where}: tensor {shown(name)} has {int(bad.sum())} NaN or infinite values of {bad.numel()} "
+            "(a diverged training run?); its translations would be NaN or black"
+        )
+
+
+def _check_finite_file(path: Path, where: str) -> None:
+    """Every floating-point tensor of the safetensors file ``path`` is finite (one tensor in memory at a time)."""
+    with _open_weights(path, where) as f:
+        for name in f.keys():
+            check_finite(name, f.get_tensor(name), f"{where} ({path.name})")
+
+
+def _directory_hint(path: Path) -> str:
+    """What a directory without a checkpoint most likely is, and what to pass instead."""
+    from handaug.lightning_checkpoint import EXPORT_HINT
+
+    export = path / "export"
+    if (export / CONFIG_FILE).is_file():
+        return f"; it looks like a training run: its generator checkpoint is {str(export)!r}"
+    if any(path.glob("*.ckpt")) or any(path.glob("checkpoints/*.ckpt")):
+        return f"; it holds Lightning training checkpoints (.ckpt): {EXPORT_HINT}"
+    return ""
 
 
 def _read_config_dir(path: Path) -> tuple[dict[str, Any], Path]:
@@ -196,14 +389,13 @@ def _read_config_dir(path: Path) -> tuple[dict[str, Any], Path]:
         if not required.is_file():
             raise FileNotFoundError(
                 f"checkpoint directory {str(path)!r} has no {required.name} (a handaug checkpoint holds "
-                f"{WEIGHTS_FILE} and {CONFIG_FILE})"
+                f"{WEIGHTS_FILE} and {CONFIG_FILE}){_directory_hint(path)}"
             )
-    try:
-        config = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"checkpoint config {str(config_path)!r} is not valid JSON: {err}") from err
-    expected = config.get("weights_sha256") if isinstance(config, dict) else None
-    if expected and file_sha256(weights_path) != expected:
+    where = f"checkpoint config {str(config_path)!r}"
+    with open(config_path, "rb") as f:
+        data = f.read(MAX_CONFIG_BYTES + 1)  # parse_config refuses more than MAX_CONFIG_BYTES
+    config = validate_config(parse_config(data, where), where, needs_sha256=True)
+    if file_sha256(weights_path) != config["weights_sha256"]:
         raise ValueError(
             f"checkpoint {str(path)!r}: {WEIGHTS_FILE} does not match the SHA-256 recorded in {CONFIG_FILE} "
             "(the weights are corrupt, or were replaced without their config)"
@@ -212,50 +404,38 @@ def _read_config_dir(path: Path) -> tuple[dict[str, Any], Path]:
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
-    from safetensors import SafetensorError, safe_open
+    from handaug.lightning_checkpoint import training_checkpoint_message
 
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"checkpoint {str(path)!r} is not a readable safetensors file: {err}") from err
+    message = training_checkpoint_message(path)
+    if message is not None:
+        raise ValueError(message)
+    with _open_weights(path, f"checkpoint {str(path)!r}") as f:
+        metadata = f.metadata() or {}
     if METADATA_KEY not in metadata:
         raise ValueError(
             f"checkpoint {str(path)!r} is a safetensors file without handaug's config in its metadata "
             f"(key {METADATA_KEY!r}); it was not written by handaug.save_generator"
         )
-    try:
-        return json.loads(metadata[METADATA_KEY])
-    except json.JSONDecodeError as err:
-        raise ValueError(f"checkpoint {str(path)!r}: its {METADATA_KEY!r} metadata is not valid JSON: {err}") from err
+    where = f"checkpoint {str(path)!r} (its {METADATA_KEY!r} metadata)"
+    return validate_config(parse_config(metadata[METADATA_KEY], where), where, needs_sha256=False)
 
 
-def _validate_config(config: Any, path: Path) -> dict[str, Any]:
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        found = config.get("format") if isinstance(config, dict) else type(config).__name__
-        raise ValueError(f"checkpoint {str(path)!r} is not a handaug generator checkpoint (format {found!r}, expected {FORMAT!r})")
-    version = config.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise ValueError(
-            f"checkpoint {str(path)!r} has format version {version!r} (written by handaug {config.get('handaug_version')}); "
-            f"this handaug {__version__} reads versions up to {FORMAT_VERSION}: upgrade handaug"
-        )
-    network = config.get("network")
-    if not isinstance(network, dict) or not isinstance(network.get("name"), str):
-        raise ValueError(f"checkpoint {str(path)!r}: its config has no valid 'network' entry")
-    if network.get("kind") != "generator":
-        raise ValueError(f"checkpoint {str(path)!r} holds a {network.get('kind')!r} network, expected a generator")
-    if config.get("direction") not in DIRECTIONS:
-        raise ValueError(f"checkpoint {str(path)!r}: direction {config.get('direction')!r} is not one of {DIRECTIONS}")
-    return config
+def read_checkpoint(path: str | os.PathLike[str], *, verify: bool = True) -> GeneratorCheckpoint:
+    """Read and validate a checkpoint (directory or ``.safetensors`` file) without building it.
 
-
-def read_checkpoint(path: str | os.PathLike[str]) -> GeneratorCheckpoint:
-    """Read and validate a checkpoint's config (directory or ``.safetensors`` file) without building it.
+    Args:
+        path: the checkpoint directory or ``.safetensors`` file.
+        verify: also run :meth:`GeneratorCheckpoint.verify` (plugin, argument bounds, stride,
+            weights header against the network on ``meta``, finite weights). Only the config
+            is checked without it, and the generator's plugin need not be installed.
 
     Raises:
         FileNotFoundError: ``path`` or one of its files does not exist.
-        ValueError: the files are corrupt, of another format or kind, or from a newer handaug.
+        PluginError: the generator's plugin is not installed (with ``verify``).
+        ValueError: the files are corrupt, of another format or kind (a Lightning ``.ckpt`` is
+            recognised without unpickling it, and the message says how to export its generator),
+            from a newer handaug, or (with ``verify``) do not fit the network or hold NaN/inf;
+            the message names the file and the key or tensor.
     """
     path = Path(path)
     if path.is_dir():
@@ -264,7 +444,10 @@ def read_checkpoint(path: str | os.PathLike[str]) -> GeneratorCheckpoint:
         config, weights = _read_config_file(path), path
     else:
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    return GeneratorCheckpoint(path, weights, _validate_config(config, path))
+    checkpoint = GeneratorCheckpoint(path, weights, config)
+    if verify:
+        checkpoint.verify()
+    return checkpoint
 
 
 def load_generator(path: str | os.PathLike[str], device: torch.device | str | None = None) -> nn.Module:

@@ -18,18 +18,34 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Callable, Iterator
+import inspect
+import math
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch.nn as nn
 
+from handaug.untrusted_text import shown
+
 KINDS: tuple[str, ...] = ("generator", "discriminator", "loss", "dataset", "feature_extractor")
 SPEC_ATTRIBUTE = "handaug_spec"
+
+#: Inclusive ``(low, high)`` range of one numeric constructor argument. Integer bounds ask for an
+#: ``int``; float bounds accept any finite number. A list or tuple argument is checked element-wise.
+Bound = tuple[int, int] | tuple[float, float]
 
 
 class PluginError(ValueError):
     """A plugin registered something wrongly, or a name cannot be resolved to a plugin."""
+
+
+class ArgumentOutOfBounds(ValueError):
+    """A constructor argument is outside the range its network declares (:attr:`argument` names it)."""
+
+    def __init__(self, message: str, argument: str) -> None:
+        super().__init__(message)
+        self.argument = argument
 
 
 @dataclass(frozen=True)
@@ -42,6 +58,7 @@ class RegistryEntry:
     plugin: str
     distribution: str | None = None
     version: str | None = None
+    bounds: Mapping[str, Bound] = field(default_factory=dict)
 
     @property
     def provider(self) -> str:
@@ -101,12 +118,16 @@ class Registry:
         # attributed to the plugin that added it.
         self._current: tuple[str, str | None, str | None] = ("<direct>", None, None)
 
-    def add(self, name: str, factory: Callable[..., Any]) -> None:
+    def add(self, name: str, factory: Callable[..., Any], *, bounds: Mapping[str, Bound] | None = None) -> None:
         """Register ``factory`` (a class or callable taking keyword arguments) as ``name``.
+
+        ``bounds`` maps numeric constructor arguments to their inclusive ``(low, high)`` range,
+        e.g. ``{"ngf": (1, 1024), "n_blocks": (0, 64)}``. Every creation checks them first, so a
+        checkpoint config or a command line cannot ask for a network that does not fit in memory.
 
         Raises:
             PluginError: ``name`` is already registered (the message names both plugins), or
-                ``name``/``factory`` are not usable.
+                ``name``/``factory``/``bounds`` are not usable.
         """
         if not isinstance(name, str) or not name or name != name.strip() or ":" in name:
             raise PluginError(
@@ -119,14 +140,15 @@ class Registry:
                 f"got {type(factory).__name__}"
             )
         plugin, dist, version = self._current
+        checked_bounds = _checked_bounds(bounds, f"{self.kind} {name!r} from plugin {plugin!r}")
+        here = RegistryEntry(self.kind, name, factory, plugin, dist, version, checked_bounds)
         if name in self._entries:
             other = self._entries[name]
-            here = RegistryEntry(self.kind, name, factory, plugin, dist, version)
             raise PluginError(
                 f"{self.kind} {name!r} is registered twice: by {other.provider} and by {here.provider}; "
                 "uninstall one of them or ask its author to rename it"
             )
-        self._entries[name] = RegistryEntry(self.kind, name, factory, plugin, dist, version)
+        self._entries[name] = here
 
     def get(self, name: str) -> RegistryEntry:
         """The entry registered as ``name``; a :class:`PluginError` listing known names if none."""
@@ -135,9 +157,35 @@ class Registry:
         except KeyError:
             raise PluginError(self._unknown_message(name)) from None
 
-    def create(self, name: str, **kwargs: Any) -> Any:
-        """Call the factory registered as ``name`` with ``kwargs``."""
+    def check_arguments(self, name: str, kwargs: Mapping[str, Any]) -> None:
+        """Check ``kwargs`` for the factory of ``name`` without calling it.
+
+        Raises:
+            PluginError: ``name`` is not registered.
+            TypeError: the factory takes no argument of one of these names.
+            ArgumentOutOfBounds: an argument is outside its declared range or of the wrong type.
+        """
         entry = self.get(name)
+        try:
+            signature = inspect.signature(entry.factory)
+        except (TypeError, ValueError):  # some builtins have none: the call itself will tell
+            signature = None
+        if signature is not None:
+            try:
+                signature.bind(**kwargs)
+            except TypeError as err:
+                raise TypeError(
+                    f"{self.kind} {name!r} from {entry.provider} rejected its arguments "
+                    f"{shown(sorted(kwargs))}: {err}"
+                ) from None
+        for argument, (low, high) in entry.bounds.items():
+            if argument in kwargs:
+                _check_bound(f"{self.kind} {name!r}", argument, kwargs[argument], low, high)
+
+    def create(self, name: str, **kwargs: Any) -> Any:
+        """Call the factory registered as ``name`` with ``kwargs`` (checked first, see :meth:`check_arguments`)."""
+        entry = self.get(name)
+        self.check_arguments(name, kwargs)
         try:
             return entry.factory(**kwargs)
         except TypeError as err:
@@ -161,8 +209,8 @@ class Registry:
         from handaug.plugin_manager import broken_plugins
 
         known = self.names()
-        msg = f"unknown {self.kind} name {name!r}; registered {self.kind}s: {', '.join(known) or '(none)'}"
-        close = difflib.get_close_matches(str(name), known, n=1)
+        msg = f"unknown {self.kind} name {shown(name)}; registered {self.kind}s: {', '.join(known) or '(none)'}"
+        close = difflib.get_close_matches(str(name), known, n=1) if len(str(name)) <= 100 else []
         if close:
             msg += f". Did you mean {close[0]!r}?"
         broken = broken_plugins()
@@ -183,6 +231,39 @@ class Registry:
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, names={self.names()})"
+
+
+def _checked_bounds(bounds: Mapping[str, Bound] | None, owner: str) -> dict[str, Bound]:
+    checked: dict[str, Bound] = {}
+    for argument, bound in (bounds or {}).items():
+        ok = (
+            isinstance(argument, str)
+            and isinstance(bound, tuple)
+            and len(bound) == 2
+            and all(isinstance(b, (int, float)) and not isinstance(b, bool) and math.isfinite(b) for b in bound)
+            and bound[0] <= bound[1]
+        )
+        if not ok:
+            raise PluginError(f"bounds of {owner} must map argument names to (low, high) numbers, got {argument!r}: {bound!r}")
+        checked[argument] = bound
+    return checked
+
+
+def _check_bound(owner: str, argument: str, value: Any, low: float, high: float) -> None:
+    integral = isinstance(low, int) and isinstance(high, int)
+    expected = f"{'an integer' if integral else 'a number'} in [{low}, {high}]"
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if isinstance(value, (list, tuple)):
+        expected = f"a list of {'integers' if integral else 'numbers'} in [{low}, {high}]"
+    for v in values:
+        number_type = int if integral else (int, float)
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, number_type)
+            or (isinstance(v, float) and not math.isfinite(v))
+            or not low <= v <= high
+        ):
+            raise ArgumentOutOfBounds(f"{owner} takes {argument} as {expected}, got {shown(value)}", argument)
 
 
 def get_registry(kind: str) -> Registry:

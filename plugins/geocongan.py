@@ -30,6 +30,10 @@ from handaug.plugins.layers import check_positive_int, double_conv
 from handaug.pretrained import load_state_dict_file
 
 
+#: Ranges the registry enforces before building the loss's SilNet (see :meth:`handaug.registry.Registry.add`).
+GEOCONSISTENCY_BOUNDS = {"base_channels": (1, 256), "depth": (1, 8)}
+
+
 class SilNet(nn.Module):
     """A small U-Net that segments the hand: ``(B, 3, H, W)`` in ``[-1, 1]`` → logits ``(B, 1, H, W)``.
 
@@ -120,7 +124,7 @@ class GeometricConsistencyLoss(nn.Module):
         weight: factor of this loss in the generator's objective.
         silnet_weights: path to a SilNet state dict (``.safetensors`` or ``.pth``, weights only);
             ``None`` trains SilNet alongside the GAN on the batches' masks.
-        base_channels, depth: SilNet's size.
+        base_channels, depth: SilNet's size (1 to 256 and 1 to 8 through the registry).
         silnet_lr: learning rate of SilNet's own optimiser when trained alongside.
     """
 
@@ -175,4 +179,4 @@ class GeometricConsistencyLoss(nn.Module):
 
 @hookimpl
 def handaug_register_losses(registry) -> None:  # noqa: ANN001 - the hookspec types it
-    registry.add("geoconsistency", GeometricConsistencyLoss)
+    registry.add("geoconsistency", GeometricConsistencyLoss, bounds=GEOCONSISTENCY_BOUNDS)

@@ -15,6 +15,11 @@ from handaug.hookspecs import hookimpl
 from handaug.plugins.layers import NORMS, Norm, check_choice, check_positive_int, conv_bias, norm_layer
 
 
+#: Ranges the registry enforces before building (see :meth:`handaug.registry.Registry.add`).
+PATCH_BOUNDS = {"in_channels": (1, 64), "ndf": (1, 1024), "n_layers": (1, 8)}
+PIXEL_BOUNDS = {"in_channels": (1, 64), "ndf": (1, 1024)}
+
+
 def _check_input(x: torch.Tensor, in_channels: int) -> None:
     if x.ndim != 4 or x.shape[1] != in_channels:
         raise ValueError(f"input must have shape (B, {in_channels}, H, W), got {tuple(x.shape)}")
@@ -24,9 +29,9 @@ class PatchDiscriminator(nn.Module):
     """PatchGAN: ``n_layers`` stride-2 4×4 convolutions, one stride-1, and a 1-channel head.
 
     Args:
-        in_channels: image channels.
-        ndf: filters of the first layer, doubled per layer up to ``8 * ndf``.
-        n_layers: stride-2 layers (3 gives the 70×70 receptive field).
+        in_channels: image channels (1 to 64).
+        ndf: filters of the first layer, doubled per layer up to ``8 * ndf`` (1 to 1024).
+        n_layers: stride-2 layers (3 gives the 70×70 receptive field; 1 to 8).
         norm: ``"instance"``, ``"batch"`` or ``"none"`` (never on the first layer).
 
     Shapes:
@@ -76,6 +81,8 @@ class PatchDiscriminator(nn.Module):
 class PixelDiscriminator(nn.Module):
     """PixelGAN (1×1 PatchGAN): three 1×1 convolutions, one score per pixel.
 
+    Args: ``in_channels`` (1 to 64), ``ndf`` (1 to 1024), ``norm`` as for :class:`PatchDiscriminator`.
+
     Shapes:
         input ``(B, in_channels, H, W)`` float in ``[-1, 1]``, any size;
         output ``(B, 1, H, W)`` raw scores.
@@ -104,5 +111,5 @@ class PixelDiscriminator(nn.Module):
 
 @hookimpl
 def handaug_register_discriminators(registry) -> None:  # noqa: ANN001 - the hookspec types it
-    registry.add("patch", PatchDiscriminator)
-    registry.add("pixel", PixelDiscriminator)
+    registry.add("patch", PatchDiscriminator, bounds=PATCH_BOUNDS)
+    registry.add("pixel", PixelDiscriminator, bounds=PIXEL_BOUNDS)

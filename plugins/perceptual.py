@@ -30,6 +30,10 @@ from handaug.plugins.layers import check_positive_int
 from handaug.plugins.vgg import TAP_CHANNELS, VGG16Features
 
 
+#: Ranges the registry enforces before building (see :meth:`handaug.registry.Registry.add`).
+PERCEPTUAL_BOUNDS = {"ndf": (1, 1024), "max_channels": (1, 4096), "output_strides": (2, 256)}
+
+
 def _conv_lrelu(in_channels: int, out_channels: int, kernel: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=1), nn.LeakyReLU(0.2, True)
@@ -40,10 +44,10 @@ class PerceptualDiscriminator(nn.Module):
     """Multi-scale discriminator on frozen VGG16 features.
 
     Args:
-        ndf: width of the first learnable layer, doubled per layer up to ``max_channels``.
-        max_channels: widest learnable layer.
+        ndf: width of the first learnable layer, doubled per layer up to ``max_channels`` (1 to 1024).
+        max_channels: widest learnable layer (1 to 4096).
         output_strides: strides (relative to the input image) at which a score map is output;
-            powers of two, the largest at least 8 so that every VGG tap is used.
+            powers of two from 2 to 256, the largest at least 8 so that every VGG tap is used.
         vgg_weights: ``"imagenet"``, a file path, or ``"random"`` (see
             :class:`~handaug.plugins.vgg.VGG16Features`).
 
@@ -115,4 +119,4 @@ class PerceptualDiscriminator(nn.Module):
 
 @hookimpl
 def handaug_register_discriminators(registry) -> None:  # noqa: ANN001 - the hookspec types it
-    registry.add("perceptual", PerceptualDiscriminator)
+    registry.add("perceptual", PerceptualDiscriminator, bounds=PERCEPTUAL_BOUNDS)

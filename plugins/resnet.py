@@ -27,6 +27,13 @@ from handaug.plugins.layers import NORMS, Norm, check_choice, check_positive_int
 Padding = Literal["reflect", "replicate", "zero"]
 PADDINGS: tuple[str, ...] = ("reflect", "replicate", "zero")
 
+#: Ranges the registry enforces before building (from a command line or a checkpoint config):
+#: far beyond any H-GAN/CycleGAN size, small enough that a config cannot ask for a network
+#: that does not fit in memory by accident.
+RESNET_BOUNDS = {
+    "in_channels": (1, 64), "out_channels": (1, 64), "ngf": (1, 1024), "n_blocks": (0, 64), "dropout": (0.0, 1.0),
+}
+
 
 def _padded_conv3x3(channels: int, padding: Padding, bias: bool) -> list[nn.Module]:
     if padding == "zero":
@@ -55,10 +62,10 @@ class ResnetGenerator(nn.Module):
     """CycleGAN's ResNet generator.
 
     Args:
-        in_channels: channels of the input image (3 for RGB).
-        out_channels: channels of the output image.
-        ngf: filters of the first convolution; doubled at each of the two downsamplings.
-        n_blocks: residual blocks at the bottleneck (H-GAN: 4, 6 or 9).
+        in_channels: channels of the input image (3 for RGB; 1 to 64).
+        out_channels: channels of the output image (1 to 64).
+        ngf: filters of the first convolution; doubled at each of the two downsamplings (1 to 1024).
+        n_blocks: residual blocks at the bottleneck (H-GAN: 4, 6 or 9; 0 to 64).
         norm: ``"instance"`` (CycleGAN's choice), ``"batch"`` or ``"none"``.
         padding: padding inside the residual blocks: ``"reflect"``, ``"replicate"`` or ``"zero"``.
         dropout: dropout probability inside the residual blocks (0 disables it, CycleGAN's default).
@@ -130,4 +137,4 @@ class ResnetGenerator(nn.Module):
 
 @hookimpl
 def handaug_register_generators(registry) -> None:  # noqa: ANN001 - the hookspec types it
-    registry.add("resnet", ResnetGenerator)
+    registry.add("resnet", ResnetGenerator, bounds=RESNET_BOUNDS)

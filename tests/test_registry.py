@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from handaug.registry import PluginError, Registry, create_dataset, create_generator, get_registry, network_spec
+from handaug.registry import (
+    ArgumentOutOfBounds,
+    PluginError,
+    Registry,
+    create_dataset,
+    create_generator,
+    get_registry,
+    network_spec,
+)
 
 
 def test_builtin_names_are_registered_by_their_plugins():
@@ -49,3 +57,52 @@ def test_bad_names_and_factories():
 def test_procedural_takes_no_root():
     with pytest.raises(ValueError, match="root"):
         create_dataset("procedural", root="/data")
+
+
+# ----------------------------------------------------------------------------- argument bounds
+def test_bounds_are_checked_before_the_factory_runs():
+    registry = get_registry("generator")
+    with pytest.raises(ArgumentOutOfBounds, match=r"generator 'resnet' takes ngf as an integer in \[1, 1024\], got 2000") as err:
+        registry.check_arguments("resnet", {"ngf": 2000})
+    assert err.value.argument == "ngf"
+    with pytest.raises(ValueError, match=r"n_blocks as an integer in \[0, 64\], got 65"):
+        create_generator("resnet", n_blocks=65, ngf=1)
+    for bad in (True, 8.0, "8", None):
+        with pytest.raises(ValueError, match="ngf as an integer"):
+            create_generator("resnet", n_blocks=0, ngf=bad)
+    with pytest.raises(ValueError, match=r"dropout as a number in \[0.0, 1.0\], got nan"):
+        registry.check_arguments("resnet", {"dropout": float("nan")})
+
+
+def test_every_builtin_network_declares_bounds():
+    for kind, name in [("generator", "resnet"), ("discriminator", "patch"), ("discriminator", "pixel"),
+                       ("discriminator", "perceptual"), ("loss", "geoconsistency")]:
+        assert get_registry(kind).get(name).bounds, (kind, name)
+    with pytest.raises(ValueError, match=r"output_strides as a list of integers in \[2, 256\], got \[8, 1024\]"):
+        get_registry("discriminator").check_arguments("perceptual", {"output_strides": [8, 1024]})
+    with pytest.raises(ValueError, match=r"n_layers as an integer in \[1, 8\]"):
+        get_registry("discriminator").check_arguments("patch", {"n_layers": 30})
+
+
+def test_unknown_arguments_are_refused_without_calling_the_factory():
+    calls = []
+
+    def factory(width: int = 1):
+        calls.append(width)
+        return width
+
+    registry = Registry("loss")
+    registry.add("w", factory, bounds={"width": (1, 4)})
+    with pytest.raises(TypeError, match=r"loss 'w' from <direct> rejected its arguments \['depth'\]"):
+        registry.check_arguments("w", {"depth": 3})
+    assert registry.create("w", width=4) == 4 and calls == [4]
+    with pytest.raises(ValueError, match="width"):
+        registry.create("w", width=5)
+    assert calls == [4]
+
+
+def test_malformed_bounds_are_a_plugin_error():
+    registry = Registry("generator")
+    for bounds in ({"ngf": (10, 1)}, {"ngf": 5}, {"ngf": (1, float("inf"))}, {3: (1, 2)}):
+        with pytest.raises(PluginError, match="bounds"):
+            registry.add("net", dict, bounds=bounds)
