@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from pathlib import Path
 
 import pytest
 
-from handaug.atomic_files import file_sha256, replaced_atomically, write_bytes_atomically, write_json_atomically
+from handaug.atomic_files import file_sha256, replaced_atomically, temporary_name, write_bytes_atomically, write_json_atomically
 from handaug.pretrained import PretrainedFile, _download
 
 
@@ -64,3 +66,76 @@ def test_download_with_a_wrong_hash_is_refused_and_leaves_nothing(tmp_path):
     with pytest.raises(ValueError, match=r"net-0123abcd\.pth has SHA-256 .*expected 0123abcd"):
         _download(spec, destination)
     assert list(destination.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("length", [241, 248, 255])
+def test_any_legal_file_name_can_be_written(tmp_path, length):
+    name = "x" * (length - 4) + ".png"  # temp name = "." + name + random + suffix: longer than NAME_MAX
+    path = write_bytes_atomically(tmp_path / name, b"data", suffix=".part")
+    assert path.read_bytes() == b"data" and [p.name for p in tmp_path.iterdir()] == [name]
+    wide = "é" * 126 + ".a"  # 254 bytes of UTF-8, with 2-byte characters
+    write_json_atomically(tmp_path / wide, {"a": 1})
+    assert json.loads((tmp_path / wide).read_text()) == {"a": 1}
+
+
+def test_temporary_names_are_cut_to_fit_and_stay_recognisable():
+    name = "y" * 255
+    temp = temporary_name(name, ".handaug-part")
+    assert len(os.fsencode(temp)) <= 255 and temp.startswith(".yyyy") and temp.endswith(".handaug-part")
+    assert temporary_name("a.png") != temporary_name("a.png")
+    cut = temporary_name("é" * 127, ".tmp")
+    assert len(os.fsencode(cut)) <= 255 and cut.encode().decode() == cut  # never cut inside a character
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_written_files_get_the_mode_open_would_give(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        written = write_bytes_atomically(tmp_path / "a.bin", b"x")
+        with replaced_atomically(tmp_path / "b.bin") as tmp:
+            Path(tmp).write_bytes(b"y")
+        with open(tmp_path / "plain.bin", "wb"):
+            pass
+    finally:
+        os.umask(previous)
+    expected = 0o666 & ~umask
+    assert (tmp_path / "plain.bin").stat().st_mode & 0o777 == expected
+    assert written.stat().st_mode & 0o777 == expected
+    assert (tmp_path / "b.bin").stat().st_mode & 0o777 == expected
+
+
+def test_before_create_sees_the_temporary_name_before_the_file_exists(tmp_path):
+    seen = []
+
+    def note(temp):
+        seen.append((temp, temp.exists()))
+
+    write_bytes_atomically(tmp_path / "out.txt", b"z", suffix=".part", before_create=note)
+    [(temp, existed)] = seen
+    assert temp.parent == tmp_path and temp.name.startswith(".out.txt.") and temp.name.endswith(".part")
+    assert not existed and not temp.exists() and (tmp_path / "out.txt").read_bytes() == b"z"
+
+
+def test_an_error_without_a_file_name_is_raised_naming_the_target(tmp_path, monkeypatch):
+    import errno
+
+    import handaug.atomic_files as af
+
+    class Full:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(af, "open", Full, raising=False)
+    with pytest.raises(OSError, match="No space left on device") as caught:
+        write_bytes_atomically(tmp_path / "full.bin", b"data")
+    assert caught.value.filename == str(tmp_path / "full.bin") and caught.value.errno == errno.ENOSPC
+    assert list(tmp_path.iterdir()) == []

@@ -126,7 +126,7 @@ def test_resume_after_sigkill_does_not_redo_finished_files(tmp_path):
     assert f"{200 - len(finished)} translated now" in out
     assert all((dst / "images" / name).stat().st_mtime_ns == mtime for name, mtime in finished.items())
     assert len(list((dst / "images").glob("*.png"))) == 200
-    assert not list(dst.rglob("*.part"))  # a killed write leaves nothing behind after the resume
+    assert not list(dst.rglob(".*.handaug-part"))  # a killed write leaves nothing behind after the resume
     before = files_under(src)
     after = files_under(dst)
     assert all(after[k] == v for k, v in before.items() if not k.startswith("images/"))

@@ -5,7 +5,12 @@
     handaug-translate CKPT SRC DST --dataset synthhands --accelerator gpu --devices 4 --num_nodes 2
 
 Run the same command again to resume a run that was stopped: finished files are skipped.
-A manifest (source, checkpoint hash, handaug version, counts) is written to DST/handaug-translate.json.
+A manifest (source, checkpoint hash, handaug version, settings, counts, skipped files and why)
+is written to DST/handaug-translate.json.
+
+handaug-translate changes only files it wrote into DST (its journal in DST/.handaug-translate/
+lists them) and never writes into SRC. DST must be new, empty or an earlier handaug-translate
+output of the same checkpoint and settings; another run writing to DST holds its lock.
 """
 
 from __future__ import annotations
@@ -31,6 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     parser.add_argument("--mask-mode", default="composite", choices=["composite", "none"])
     parser.add_argument("--hand-crop", action="store_true", help="translate only a box around each hand (needs masks)")
+    parser.add_argument("--max-image-pixels", type=int, default=None, metavar="N",
+                        help="skip images whose header claims more than N pixels (height x width), without decoding "
+                             "them; default 50000000")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the outputs of an earlier run in TARGET (only files handaug wrote) and translate again")
+    parser.add_argument("--allow-nonempty-target", action="store_true",
+                        help="write into a non-empty folder that is not a handaug-translate output, beside its files "
+                             "(which are never changed: a name clash is refused)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
@@ -41,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--dataset-kwargs must be a JSON object, got {args.dataset_kwargs!r}")
     devices = int(args.devices) if args.devices.isdigit() else args.devices
 
+    from handaug.data.folder import MAX_IMAGE_PIXELS
     from handaug.translation import translate_dataset
+    from handaug.translation.state import MANIFEST_FILE
 
     try:
         report = translate_dataset(
@@ -49,17 +64,32 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.batch_size, num_workers=args.num_workers, accelerator=args.accelerator,
             devices=devices, num_nodes=args.num_nodes, precision=args.precision, mask_mode=args.mask_mode,
             hand_crop=args.hand_crop, progress=not args.no_progress,
+            max_image_pixels=MAX_IMAGE_PIXELS if args.max_image_pixels is None else args.max_image_pixels,
+            overwrite=args.overwrite, allow_nonempty_target=args.allow_nonempty_target,
         )
-    except (FileNotFoundError, ValueError) as err:
-        parser.exit(2, f"handaug-translate: error: {err}\n")
+    except (ValueError, OSError) as err:  # bad input, a refused target, a file that cannot be written
+        parser.exit(2, f"handaug-translate: error: {_one_line(err)}\n")
     if report is not None:
         print(
             f"handaug-translate: {report.images} images ({report.images_translated} translated now, "
-            f"{report.images_already_done} already done), {report.files} other files "
-            f"({report.files_copied} copied now, {report.files_already_copied} already there) in {report.wall_time_s:.1f} s "
-            f"on {report.world_size} process(es) -> {report.target}"
+            f"{report.images_already_done} already done, {report.images_skipped} skipped), {report.files} other files "
+            f"({report.files_copied} copied now, {report.files_already_copied} already there, {report.files_skipped} skipped) "
+            f"in {report.wall_time_s:.1f} s on {report.world_size} process(es) -> {report.target}"
         )
+        if report.skipped:
+            shown = "; ".join(f"{s['path']} ({s['reason']})" for s in report.skipped[:5])
+            print(f"handaug-translate: skipped {len(report.skipped)} file(s), all listed with the reason in "
+                  f"{report.target}/{MANIFEST_FILE}: {shown}{' ...' if len(report.skipped) > 5 else ''}", file=sys.stderr)
     return 0
+
+
+def _one_line(err: BaseException) -> str:
+    """The error as one line; an ``OSError`` from the system as ``'<file>': <reason>``."""
+    if isinstance(err, OSError) and err.strerror and err.filename is not None:
+        text = f"{str(err.filename)!r}: {err.strerror}"
+    else:
+        text = str(err)
+    return " ".join(text.splitlines())
 
 
 if __name__ == "__main__":

@@ -18,12 +18,66 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def read_rgb(path: str | os.PathLike[str]) -> np.ndarray | None:
+#: Largest image, in pixels (height × width), that handaug decodes by default: 50 megapixels,
+#: about 150 MB as 8-bit RGB before any conversion. A larger image is refused from its header,
+#: before any pixel is decoded (a small PNG of zeros can claim 10000 × 10000 pixels).
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+class ImageTooLarge(OSError):
+    """An image file whose header claims more pixels than allowed; it was not decoded.
+
+    An :class:`OSError`, like every other image that cannot be read: the training datasets
+    skip and count it, ``handaug-translate`` skips it and lists it in its manifest.
+    """
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """``(height, width)`` from the file's header, without decoding the pixels; ``None`` if unreadable.
+
+    Raises:
+        ImageTooLarge: the header claims so many pixels that Pillow refuses to open the file at
+            all (a "decompression bomb", over about 179 megapixels).
+    """
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own warning threshold (about 89 megapixels); handaug applies its own limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+    except Image.DecompressionBombError as err:
+        raise ImageTooLarge(f"image {str(path)!r} is too large to open: {err}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+    return height, width
+
+
+def checked_image_size(path: str | os.PathLike[str], max_pixels: int | None = None) -> tuple[int, int] | None:
+    """:func:`image_size`, refusing an image of more than ``max_pixels`` (default :data:`MAX_IMAGE_PIXELS`).
+
+    Raises:
+        ImageTooLarge: the header claims more than ``max_pixels`` pixels; the message names the
+            file, its size and the limit.
+    """
+    limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    size = image_size(path)
+    if size is not None and size[0] * size[1] > limit:
+        raise ImageTooLarge(
+            f"image {str(path)!r} is {size[1]}×{size[0]} pixels ({size[0] * size[1] / 1e6:.1f} MP), more than the "
+            f"maximum image size of {limit} pixels ({limit / 1e6:g} MP); it was not decoded"
+        )
+    return size
+
+
+def read_rgb(path: str | os.PathLike[str], max_pixels: int | None = None) -> np.ndarray | None:
     """Decode an image file to ``(H, W, 3)`` uint8 RGB; ``None`` if it cannot be decoded.
 
     Grey images are expanded to three channels, an alpha channel is dropped, 16-bit images are
-    scaled to 8 bits.
+    scaled to 8 bits. The header is read first: a file that claims more than ``max_pixels``
+    pixels (default :data:`MAX_IMAGE_PIXELS`) raises :class:`ImageTooLarge` without being decoded.
     """
+    if checked_image_size(path, max_pixels) is None:
+        return None
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         return None
@@ -38,12 +92,15 @@ def read_rgb(path: str | os.PathLike[str]) -> np.ndarray | None:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def read_mask(path: str | os.PathLike[str]) -> np.ndarray | None:
+def read_mask(path: str | os.PathLike[str], max_pixels: int | None = None) -> np.ndarray | None:
     """Decode a mask file to ``(H, W)`` uint8 with 255 on the hand and 0 elsewhere.
 
     Masks stored as 0/1 count every 1 as hand; masks stored as 0..255 (possibly with soft
-    edges) are thresholded at 128. Colour masks are read as grey. ``None`` if it cannot be decoded.
+    edges) are thresholded at 128. Colour masks are read as grey. ``None`` if it cannot be
+    decoded; :class:`ImageTooLarge` (without decoding) over ``max_pixels`` pixels, as :func:`read_rgb`.
     """
+    if checked_image_size(path, max_pixels) is None:
+        return None
     mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if mask is None:
         return None
@@ -51,14 +108,12 @@ def read_mask(path: str | os.PathLike[str]) -> np.ndarray | None:
     return np.where(mask > threshold, 255, 0).astype(np.uint8)
 
 
-def _image_header(path: Path) -> tuple[int, int] | None:
-    """(height, width) from the file header without decoding the pixels; ``None`` if unreadable."""
+def _scanned_size(path: Path) -> tuple[int, int] | str | None:
+    """:func:`image_size` for the folder scan: ``"too large"`` for a file Pillow will not even open."""
     try:
-        with Image.open(path) as im:
-            width, height = im.size
-    except (UnidentifiedImageError, OSError, ValueError):
-        return None
-    return height, width
+        return image_size(path)
+    except ImageTooLarge:
+        return "too large"
 
 
 class ImageFolder:
@@ -73,6 +128,9 @@ class ImageFolder:
             used as images. ``None``: no masks.
         max_unreadable_fraction: images whose header cannot be read are skipped and counted;
             more than this fraction of them is an error.
+        max_image_pixels: images whose header claims more pixels (height × width) are refused
+            when read, without decoding them (an :class:`ImageTooLarge`, which the training
+            datasets skip and count); default :data:`MAX_IMAGE_PIXELS`.
         recursive: look in sub-folders too.
         keypoints: optional keypoint annotations, ``.json`` or ``.npy``, in handaug's joint order
             (wrist, thumb, index, middle, ring, pinky, base to tip). Either a per-image pattern
@@ -103,14 +161,21 @@ class ImageFolder:
         max_unreadable_fraction: float = 0.05,
         recursive: bool = True,
         keypoints: str | os.PathLike[str] | None = None,
+        max_image_pixels: int = MAX_IMAGE_PIXELS,
     ) -> None:
         if root is None:
             raise ValueError("root must be a folder of images, got None")
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"image folder {str(self.root)!r} does not exist or is not a folder")
-        if not 0.0 <= max_unreadable_fraction <= 1.0:
-            raise ValueError(f"max_unreadable_fraction must be in [0, 1], got {max_unreadable_fraction!r}")
+        if isinstance(max_unreadable_fraction, bool) or not isinstance(max_unreadable_fraction, (int, float)) \
+                or not 0.0 <= max_unreadable_fraction <= 1.0:
+            raise ValueError(f"max_unreadable_fraction must be a number in [0, 1], got {max_unreadable_fraction!r}")
+        if mask_pattern is not None:
+            _check_pattern("mask_pattern", mask_pattern, "'{stem}_mask.png' or '../masks/{stem}.png'")
+        if isinstance(max_image_pixels, bool) or not isinstance(max_image_pixels, int) or max_image_pixels < 1:
+            raise ValueError(f"max_image_pixels must be a positive integer, got {max_image_pixels!r}")
+        self.max_image_pixels = max_image_pixels
         self.mask_pattern = mask_pattern
         files = sorted(
             p for p in (self.root.rglob("*") if recursive else self.root.iterdir())
@@ -131,7 +196,7 @@ class ImageFolder:
         self.images: list[Path] = []
         self.masks: list[Path] = []
         for path in candidates:
-            size = _image_header(path)
+            size = _scanned_size(path)
             if size is None:
                 self.unreadable.append(path)
                 continue
@@ -140,8 +205,10 @@ class ImageFolder:
                 if not mask.is_file():
                     missing_masks.append(f"{path} (expected {mask})")
                     continue
-                mask_size = _image_header(mask)
-                if mask_size != size:
+                mask_size = _scanned_size(mask)
+                # An image (or mask) too large to open is kept: reading it refuses it, and the
+                # training datasets and handaug-translate skip it then, with its name and size.
+                if mask_size != size and "too large" not in (size, mask_size):
                     mismatched.append(f"{mask} is {_hw(mask_size)} but {path.name} is {_hw(size)}")
                     continue
                 self.masks.append(mask)
@@ -179,6 +246,8 @@ class ImageFolder:
             self._load_keypoints(self.keypoints)
 
     def _load_keypoints(self, spec: str) -> None:
+        if "{" in spec:
+            _check_pattern("keypoints", spec, "'{stem}.json' or '../keypoints/{stem}.npy'")
         if not spec.endswith((".json", ".npy")):
             raise ValueError(f"keypoints must name .json or .npy files, got {spec!r}")
         if "{" in spec:
@@ -245,12 +314,12 @@ class ImageFolder:
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         path = self.images[index]
-        image = read_rgb(path)
+        image = read_rgb(path, self.max_image_pixels)
         if image is None:
             raise OSError(f"image {str(path)!r} has a readable header but its pixels cannot be decoded")
         sample: dict[str, Any] = {"image": image, "path": str(path)}
         if self.masks:
-            mask = read_mask(self.masks[index])
+            mask = read_mask(self.masks[index], self.max_image_pixels)
             if mask is None:
                 raise OSError(f"mask {str(self.masks[index])!r} cannot be decoded")
             sample["mask"] = mask
@@ -261,6 +330,16 @@ class ImageFolder:
     def __repr__(self) -> str:
         masks = f", mask_pattern={self.mask_pattern!r}" if self.mask_pattern else ""
         return f"ImageFolder({str(self.root)!r}, {len(self)} images{masks})"
+
+
+def _check_pattern(argument: str, pattern: Any, examples: str) -> None:
+    """A per-image file-name pattern: a non-empty string using only ``{stem}``, ``{name}`` and ``{ext}``."""
+    if not isinstance(pattern, str) or not pattern:
+        raise ValueError(f"{argument} must be a file-name pattern such as {examples}, got {pattern!r}")
+    try:
+        pattern.format(stem="a", name="a.png", ext=".png")
+    except (KeyError, IndexError, ValueError) as err:
+        raise ValueError(f"{argument} {pattern!r} may only use {{stem}}, {{name}} and {{ext}}, e.g. {examples} ({err!r})") from None
 
 
 _KEYPOINT_SHAPES: dict[str, tuple[int, int]] = {"keypoints_2d": (21, 2), "keypoints_3d": (21, 3), "K": (3, 3)}
@@ -287,5 +366,5 @@ def _keypoint_record(value: Any, source: str) -> dict[str, np.ndarray]:
     return record
 
 
-def _hw(size: tuple[int, int] | None) -> str:
-    return "unreadable" if size is None else f"{size[0]}×{size[1]}"
+def _hw(size: tuple[int, int] | str | None) -> str:
+    return "unreadable" if size is None else size if isinstance(size, str) else f"{size[0]}×{size[1]}"

@@ -1,18 +1,26 @@
 """``translate_dataset``: every image of a dataset through SynthToReal, on one device or many (Lightning DDP).
 
-Each rank gets every ``world_size``-th pending image (no padding, so no image is done twice)
-and every ``world_size``-th pending file copy. Reading runs in DataLoader workers, translation
-on the rank's device, and encoding/writing in a background thread pool. Targets appear only by
-atomic rename, so a killed run leaves no partial file and the next run skips what is done.
+The launching process (global rank 0) prepares the target before any other rank starts: it
+takes the target's lock, checks that the target holds nothing of anyone else's under the names
+it will write and no outputs of other settings, deletes the temporary files a killed run left
+(only those its journal names), records the run's settings, and works out what is pending.
+Each rank then gets every ``world_size``-th pending image (no padding, so no image is done
+twice) and every ``world_size``-th pending file copy. Reading runs in DataLoader workers,
+translation on the rank's device, and encoding/writing in a background thread pool. Targets
+appear only by atomic rename, so a killed run leaves no partial file and the next run skips
+what is done. A file that cannot be read, decoded or translated is skipped and listed, never a
+reason to stop the run.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import secrets
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +31,43 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
 from handaug._version import __version__
-from handaug.atomic_files import file_sha256, write_json_atomically
+from handaug.atomic_files import file_sha256
 from handaug.checkpoint import read_checkpoint
-from handaug.registry import create_dataset
+from handaug.data.folder import MAX_IMAGE_PIXELS, checked_image_size
+from handaug.registry import create_dataset, get_registry
 from handaug.synth_to_real import SynthToReal
-from handaug.translation.plan import ImageJob, TranslationPlan, build_plan
-from handaug.translation.writer import BackgroundWriter, copy_atomically, remove_partial_files, write_image_atomically
+from handaug.translation.plan import ImageJob, Skipped, TranslationPlan, build_plan, check_folders, foreign_files
+from handaug.translation.state import (
+    MANIFEST_FILE,
+    STATE_DIR,
+    Journal,
+    JournalContents,
+    TargetFolderError,
+    TargetLock,
+    read_journals,
+    read_run_record,
+    remove_journalled_temps,
+    remove_written_files,
+    state_dir,
+    write_json_journalled,
+    write_run_record,
+)
+from handaug.translation.writer import BackgroundWriter, SourceUnreadable, copy_atomically, write_image_atomically
 
-MANIFEST_FILE = "handaug-translate.json"
-SHARD_DIR = ".handaug-translate"
+#: Where the per-rank records and the run's state live, inside the target folder.
+SHARD_DIR = STATE_DIR
+#: The run-record entries that decide the pixels of the outputs: a run whose values differ is refused.
+COMPARED_SETTINGS: tuple[str, ...] = ("source", "dataset", "dataset_kwargs", "checkpoint_sha256", "mask_mode", "hand_crop", "precision")
 
 
 @dataclass
 class TranslationReport:
-    """What a run did, as written to ``<target>/handaug-translate.json``."""
+    """What a run did, as written to ``<target>/handaug-translate.json``.
+
+    ``images`` = ``images_translated + images_already_done + images_skipped`` and ``files`` =
+    ``files_copied + files_already_copied + files_skipped``; ``skipped`` lists every skipped
+    file as ``{"path": relative to the source, "reason": ...}``.
+    """
 
     source: str
     target: str
@@ -49,75 +80,102 @@ class TranslationReport:
     images: int
     images_translated: int
     images_already_done: int
+    images_skipped: int
     files: int
     files_copied: int
     files_already_copied: int
+    files_skipped: int
     world_size: int
     wall_time_s: float
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Work:
+    """What rank 0 decided and every rank shares: the pending images and copies, and the run's name."""
+
+    run_id: str
+    target_root: Path
+    images: list[ImageJob]
+    copies: list[tuple[Path, Path]]
 
 
 class _PendingImages(Dataset):
-    """The images of one rank's shard: ``{"position", "image" (3, H, W) uint8, "mask" (H, W) bool or None}``."""
+    """The images of one rank's shard: ``{"position", "image" (3, H, W) uint8, "mask" (H, W) bool or None}``.
 
-    def __init__(self, reader: Any, jobs: list[ImageJob]) -> None:
+    An image that is too large (from its header, before decoding), or that the reader cannot
+    read, is returned as ``{"position", "error": reason}`` instead.
+    """
+
+    def __init__(self, reader: Any, jobs: list[ImageJob], max_image_pixels: int) -> None:
         self.reader = reader
         self.jobs = jobs
+        self.max_image_pixels = max_image_pixels
 
     def __len__(self) -> int:
         return len(self.jobs)
 
     def __getitem__(self, position: int) -> dict[str, Any]:
-        sample = self.reader[self.jobs[position].index]
-        image = torch.from_numpy(np.ascontiguousarray(sample["image"])).permute(2, 0, 1)
-        mask = sample.get("mask")
-        return {"position": position, "image": image, "mask": None if mask is None else torch.from_numpy(mask > 0)}
+        job = self.jobs[position]
+        try:
+            checked_image_size(job.source, self.max_image_pixels)
+            sample = self.reader[job.index]
+            image = np.asarray(sample["image"])
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise ValueError(f"the dataset reader returned an image of shape {image.shape} {image.dtype}, expected (H, W, 3) uint8")
+            mask = sample.get("mask")
+            if mask is not None and np.shape(mask) != image.shape[:2]:
+                raise ValueError(f"its mask is {np.shape(mask)}, the image {image.shape[:2]}")
+        except (OSError, ValueError) as err:
+            return {"position": position, "error": str(err) if not isinstance(err, OSError) or not err.strerror else err.strerror}
+        image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+        return {"position": position, "image": image, "mask": None if mask is None else torch.from_numpy(np.asarray(mask) > 0)}
 
 
-def _collate_by_size(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Stack items of equal size (and mask presence) together; a batch may hold several groups."""
+def _collate_by_size(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack items of equal size (and mask presence) together (a batch may hold several groups); keep the errors apart."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
+    errors = []
     for item in items:
+        if "error" in item:
+            errors.append((item["position"], item["error"]))
+            continue
         key = (tuple(item["image"].shape), item["mask"] is not None)
         groups.setdefault(key, []).append(item)
-    return [
-        {
-            "positions": torch.tensor([i["position"] for i in group]),
-            "images": torch.stack([i["image"] for i in group]),
-            "masks": torch.stack([i["mask"] for i in group]) if has_mask else None,
-        }
-        for (_, has_mask), group in groups.items()
-    ]
+    return {
+        "groups": [
+            {
+                "positions": torch.tensor([i["position"] for i in group]),
+                "images": torch.stack([i["image"] for i in group]),
+                "masks": torch.stack([i["mask"] for i in group]) if has_mask else None,
+            }
+            for (_, has_mask), group in groups.items()
+        ],
+        "errors": errors,
+    }
 
 
 class _TranslationData(L.LightningDataModule):
-    def __init__(self, reader: Any, plan: TranslationPlan, batch_size: int, num_workers: int) -> None:
+    def __init__(self, reader: Any, work: _Work | None, journal: Journal | None, batch_size: int, num_workers: int,
+                 max_image_pixels: int) -> None:
         super().__init__()
-        self.reader, self.plan = reader, plan
-        self.batch_size, self.num_workers = batch_size, num_workers
+        self.reader, self.work, self.journal = reader, work, journal
+        self.batch_size, self.num_workers, self.max_image_pixels = batch_size, num_workers, max_image_pixels
         self.jobs: list[ImageJob] = []
         self.copies: list[tuple[Path, Path]] = []
-        self.already_done = (0, 0)
 
     def setup(self, stage: str) -> None:
-        # Rank 0 decides what is pending and tells everyone, so that every rank shards the same list.
-        strategy = self.trainer.strategy
-        pending = None
-        if self.trainer.is_global_zero:
-            remove_partial_files(self.plan.target_root)
-            images = [job.index for job in self.plan.pending_images]
-            todo = set(self.plan.pending_copies)
-            copies = [i for i, pair in enumerate(self.plan.copies) if pair in todo]
-            pending = (images, copies)
-        images, copies = strategy.broadcast(pending, src=0)
+        # Rank 0 decided what is pending before the other ranks started; everyone shards that same list.
+        self.work = self.trainer.strategy.broadcast(self.work, src=0)
         rank, world = self.trainer.global_rank, self.trainer.world_size
-        by_index = {job.index: job for job in self.plan.images}
-        self.jobs = [by_index[i] for i in images[rank::world]]
-        self.copies = [self.plan.copies[i] for i in copies[rank::world]]
-        self.already_done = (len(self.plan.images) - len(images), len(self.plan.copies) - len(copies))
+        self.jobs = self.work.images[rank::world]
+        self.copies = self.work.copies[rank::world]
+        if self.journal is None:
+            self.journal = Journal(self.work.target_root, f"{self.work.run_id}-rank{rank}")
 
     def predict_dataloader(self) -> DataLoader:
         return DataLoader(
-            _PendingImages(self.reader, self.jobs),
+            _PendingImages(self.reader, self.jobs, self.max_image_pixels),
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             collate_fn=_collate_by_size,
@@ -126,64 +184,184 @@ class _TranslationData(L.LightningDataModule):
 
 
 class _Translator(L.LightningModule):
-    def __init__(self, transform: SynthToReal) -> None:
+    def __init__(self, transform: SynthToReal, writer: BackgroundWriter) -> None:
         super().__init__()
         self.transform = transform
+        self.writer = writer
 
-    def predict_step(self, batch: list[dict[str, Any]], batch_idx: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        out = []
-        for group in batch:
-            translated = self.transform(group["images"], mask=group["masks"])
-            out.append((group["positions"].cpu(), translated.permute(0, 2, 3, 1).cpu()))
+    def _translate(self, images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+        return self.transform(images, mask=masks).permute(0, 2, 3, 1).cpu()
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
+        out: dict[str, Any] = {"translated": [], "errors": list(batch["errors"])}
+        if self.writer.failed:
+            return out  # the run stops with the writer's error; no point translating more
+        for group in batch["groups"]:
+            positions = group["positions"].cpu()
+            try:
+                out["translated"].append((positions, self._translate(group["images"], group["masks"])))
+                continue
+            except (RuntimeError, ValueError):
+                pass  # one bad image spoils the group: translate them one by one to find it
+            for i, position in enumerate(positions.tolist()):
+                masks = None if group["masks"] is None else group["masks"][i : i + 1]
+                try:
+                    out["translated"].append((positions[i : i + 1], self._translate(group["images"][i : i + 1], masks)))
+                except (RuntimeError, ValueError) as err:
+                    out["errors"].append((position, f"could not be translated: {err}"))
         return out
 
 
 class _ImageWriter(BasePredictionWriter):
-    """Hands each batch's translations to the background writer as soon as the batch is done."""
+    """Hands each batch's translations to the background writer as soon as the batch is done; notes the skipped."""
 
     def __init__(self, data: _TranslationData, writer: BackgroundWriter) -> None:
         super().__init__(write_interval="batch")
         self.data, self.writer = data, writer
         self.translated: list[str] = []
+        self.skipped: list[Skipped] = []
+
+    def _relative(self, position: int) -> str:
+        return self.data.jobs[position].target.relative_to(self.data.work.target_root).as_posix()
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):  # noqa: ANN001
-        for positions, images in prediction:
+        for position, reason in prediction["errors"]:
+            self.skipped.append(Skipped(self._relative(position), reason))
+        for positions, images in prediction["translated"]:
             for position, rgb in zip(positions.tolist(), images.numpy()):
-                target = self.data.jobs[position].target
-                self.writer.submit(write_image_atomically, target, rgb)
-                self.translated.append(str(target.relative_to(self.data.plan.target_root)))
+                self.writer.submit(write_image_atomically, self.data.jobs[position].target, rgb, self.data.journal)
+                self.translated.append(self._relative(position))
 
 
-def _finish_shards(trainer: L.Trainer, data: _TranslationData, writer: BackgroundWriter, translated: list[str]) -> dict[str, Any] | None:
-    """Copy this rank's files, wait for every write, record the shard; rank 0 merges and checks all ranks' work.
+def _copy_or_skip(source: Path, target: Path, journal: Journal, root: Path, skipped: list[Skipped]) -> None:
+    try:
+        copy_atomically(source, target, journal)
+    except SourceUnreadable as err:
+        skipped.append(Skipped(target.relative_to(root).as_posix(), err.strerror or str(err)))
 
-    Runs after ``trainer.predict`` (whose hooks a rank with an empty shard never sees), on every rank.
+
+def _finish_shards(trainer: L.Trainer, data: _TranslationData, writer: BackgroundWriter, image_writer: _ImageWriter) -> list[dict[str, Any]] | None:
+    """Copy this rank's files, wait for every write, record the shard; rank 0 gets every rank's record.
+
+    Runs after ``trainer.predict`` (whose hooks a rank with an empty shard never sees), on every
+    rank. A rank that could not write does not leave the others waiting: every rank learns that
+    one failed and stops with an error.
     """
+    root = data.work.target_root
+    copy_skipped: list[Skipped] = []
     for src, dst in data.copies:
-        writer.submit(copy_atomically, src, dst)
-    writer.close()
-    shard_dir = data.plan.target_root / SHARD_DIR
-    shard_dir.mkdir(parents=True, exist_ok=True)
-    # The shard record lists what this rank wrote: the audit trail that no image was done twice.
-    write_json_atomically(shard_dir / f"rank-{trainer.global_rank}.json",
-                {"rank": trainer.global_rank, "translated": translated, "copied": len(data.copies)})
-    trainer.strategy.barrier("handaug-translate-shards")
+        writer.submit(_copy_or_skip, src, dst, data.journal, root, copy_skipped)
+    error: BaseException | None = None
+    try:
+        writer.close()
+        # The shard record lists what this rank wrote: the audit trail that no image was done twice.
+        write_json_journalled(state_dir(root) / f"rank-{trainer.global_rank}.json", {
+            "rank": trainer.global_rank,
+            "translated": image_writer.translated,
+            "copied": len(data.copies) - len(copy_skipped),
+            "skipped_images": [asdict(s) for s in image_writer.skipped],
+            "skipped_files": [asdict(s) for s in copy_skipped],
+        }, data.journal)
+    except Exception as err:  # noqa: BLE001 - reported to every rank below, then raised
+        error = err
+    if trainer.strategy.reduce_boolean_decision(error is not None, all=False):
+        if error is not None:
+            raise error
+        raise OSError("another process of this run could not write its outputs (its error says why); "
+                      "the finished files are kept and running the same command again resumes")
     if not trainer.is_global_zero:
         return None
-    shards = [json.loads((shard_dir / f"rank-{r}.json").read_text()) for r in range(trainer.world_size)]
-    missing = [str(job.target) for job in data.plan.images if not job.target.exists()]
-    if missing:
-        raise RuntimeError(f"{len(missing)} translated images are missing after the run, e.g. {missing[:3]}")
-    done_images, done_files = data.already_done
-    return {
-        "images": len(data.plan.images),
-        "images_translated": sum(len(s["translated"]) for s in shards),
-        "images_already_done": done_images,
-        "files": len(data.plan.copies),
-        "files_copied": sum(s["copied"] for s in shards),
-        "files_already_copied": done_files,
-        "world_size": trainer.world_size,
-    }
+    return [json.loads((state_dir(root) / f"rank-{r}.json").read_text()) for r in range(trainer.world_size)]
+
+
+def _check_dataset_kwargs(dataset: str, dataset_kwargs: dict[str, Any]) -> None:
+    """Refuse an option the reader does not take, naming it and the ones it takes."""
+    entry = get_registry("dataset").get(dataset)
+    if "root" in dataset_kwargs:
+        raise ValueError("dataset_kwargs (--dataset-kwargs) must not set 'root': the source folder is the reader's root")
+    try:
+        parameters = inspect.signature(entry.factory).parameters.values()
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return
+    accepted = [p.name for p in parameters
+                if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY) and p.name != "root"]
+    unknown = sorted(set(dataset_kwargs) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"unknown dataset option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} in dataset_kwargs "
+            f"(--dataset-kwargs) for the {dataset!r} reader; it accepts: {', '.join(accepted) or '(none)'}"
+        )
+
+
+def _json_ready(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str, sort_keys=True))
+
+
+def _refuse_if_not_empty(target_root: Path) -> None:
+    others = sorted(name for name in os.listdir(target_root) if name != STATE_DIR)
+    if others:
+        raise TargetFolderError(
+            f"target folder {str(target_root)!r} is not empty ({', '.join(others[:3])}{', ...' if len(others) > 3 else ''}) "
+            "and is not a handaug-translate output. Choose a new or empty folder, or pass --allow-nonempty-target "
+            "(allow_nonempty_target=True) to write beside those files (handaug never changes a file it did not write)"
+        )
+
+
+def _prepare_target(
+    reader: Any, source: Path, target: Path, record: dict[str, Any], *, overwrite: bool, allow_nonempty_target: bool,
+) -> tuple[TargetLock, Journal, TranslationPlan, _Work, tuple[int, int]]:
+    """Rank 0, before any other rank starts: lock the target, check it, clean it up, record the run, plan the work.
+
+    Returns the held lock, rank 0's journal, the plan, the shared work and the numbers of images
+    and files already done.
+
+    Raises:
+        TargetFolderError: the target is locked, not empty and not a handaug output, holds
+            someone else's file under a name this run writes, or holds outputs of other settings.
+        OSError: the target cannot be created or written (read-only, full).
+    """
+    source_root, target_root = check_folders(source, target)
+    if target_root.is_dir() and not state_dir(target_root).exists() and not allow_nonempty_target:
+        _refuse_if_not_empty(target_root)  # before writing anything there
+    target_root.mkdir(parents=True, exist_ok=True)
+    lock = TargetLock(target_root).acquire()
+    try:
+        previous = read_run_record(target_root)
+        contents = read_journals(target_root)
+        outputs = {w for w in contents.written if not w.startswith(f"{STATE_DIR}/")}
+        if previous is None and not outputs and not allow_nonempty_target:
+            _refuse_if_not_empty(target_root)
+        remove_journalled_temps(target_root, contents)
+        if overwrite:
+            remove_written_files(target_root, contents)
+            contents = JournalContents()
+        elif previous is not None and outputs:
+            differences = [f"{key} was {previous.get(key)!r}, now {record[key]!r}" for key in COMPARED_SETTINGS
+                           if previous.get(key) != record[key]]
+            if differences:
+                raise TargetFolderError(
+                    f"target folder {str(target_root)!r} holds translations made with other settings ({'; '.join(differences)}). "
+                    "Pass --overwrite (overwrite=True) to delete them and translate again, or choose another target"
+                )
+        plan = build_plan(reader, source, target)
+        problems = foreign_files(target_root, [*plan.targets(), target_root / MANIFEST_FILE], contents.written)
+        if problems:
+            raise TargetFolderError(
+                f"{len(problems)} name(s) this run would write in {str(target_root)!r} hold files that handaug did not write, "
+                f"and handaug never changes those: {'; '.join(problems[:5])}{' ...' if len(problems) > 5 else ''}. "
+                "Move them away or choose another target"
+            )
+        run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
+        journal = Journal(target_root, f"{run_id}-rank0")
+        write_run_record(target_root, record, journal)
+        images, copies = plan.pending_images(contents.written), plan.pending_copies(contents.written)
+        done = (len(plan.images) - len(images), len(plan.copies) - len(copies))
+        return lock, journal, plan, _Work(run_id, target_root, images, copies), done
+    except BaseException:
+        lock.release()
+        raise
 
 
 def translate_dataset(
@@ -203,6 +381,9 @@ def translate_dataset(
     hand_crop: bool = False,
     writer_threads: int = 2,
     progress: bool = True,
+    max_image_pixels: int = MAX_IMAGE_PIXELS,
+    overwrite: bool = False,
+    allow_nonempty_target: bool = False,
 ) -> TranslationReport | None:
     """Translate every image of the ``dataset`` reader over ``source`` into ``target``.
 
@@ -212,21 +393,40 @@ def translate_dataset(
     was killed resumes: finished images and copies are skipped. ``devices``/``num_nodes`` > 1
     run Lightning DDP, each rank translating its own shard.
 
+    What is touched: only files handaug wrote into ``target`` (listed in its journal, see
+    :mod:`handaug.translation.state`). A non-empty ``target`` that is not a handaug output is
+    refused unless ``allow_nonempty_target``; even then a name clash with an existing file is
+    refused. ``target`` outputs made with another checkpoint or settings are refused unless
+    ``overwrite`` (which deletes handaug's earlier outputs first). Images of more than
+    ``max_image_pixels`` pixels, files that cannot be read or translated, and symbolic links
+    that leave ``source`` are skipped and listed in the report.
+
     Returns the report on global rank 0 (also written to ``target/handaug-translate.json``),
     ``None`` on the other ranks.
+
+    Raises:
+        ValueError: bad arguments, an unknown reader or reader option, a refused target
+            (:class:`~handaug.translation.state.TargetFolderError`, also when another run holds its lock).
+        FileNotFoundError: ``source`` or ``ckpt`` does not exist.
+        OSError: the target cannot be written (read-only, full); the message names the file.
     """
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    if not isinstance(num_workers, int) or num_workers < 0:
-        raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
+    for name, value, least in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0), ("max_image_pixels", max_image_pixels, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
     started = time.time()
+    check_folders(source, target)  # before anything else: a target that is a file, or overlaps the source
     checkpoint = read_checkpoint(ckpt)
     dataset_kwargs = dict(dataset_kwargs or {})
-    reader = create_dataset(dataset, root=str(source), **dataset_kwargs)
-    plan = build_plan(reader, source, target)
+    _check_dataset_kwargs(dataset, dataset_kwargs)
+    try:
+        reader = create_dataset(dataset, root=str(source), **dataset_kwargs)
+    except (TypeError, AttributeError, KeyError, IndexError) as err:  # an option of the wrong type, deep in a reader
+        raise ValueError(f"the {dataset!r} reader rejected dataset_kwargs (--dataset-kwargs) {dataset_kwargs}: {err}") from None
+    if hasattr(reader, "max_image_pixels"):
+        reader.max_image_pixels = max_image_pixels  # the reader decodes what this run's limit allows
     transform = SynthToReal(ckpt, p=1.0, mask_mode=mask_mode, precision=precision, hand_crop=hand_crop)
-    data = _TranslationData(reader, plan, batch_size, num_workers)
     writer = BackgroundWriter(writer_threads)
+    data = _TranslationData(reader, None, None, batch_size, num_workers, max_image_pixels)
     image_writer = _ImageWriter(data, writer)
     world = (int(devices) if str(devices).isdigit() else 1) * num_nodes
     trainer = L.Trainer(
@@ -242,26 +442,67 @@ def translate_dataset(
         use_distributed_sampler=False,  # shards are made without padding: no image twice
         callbacks=[image_writer],
     )
-    with warnings.catch_warnings():
-        # Lightning's batch-tree helper trips a torch deprecation notice on every run: not the user's concern.
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-        # A resumed run with nothing left has empty shards; the report says so in plain words.
-        warnings.filterwarnings("ignore", message=".*Total length of `DataLoader` across ranks is zero.*")
-        trainer.predict(_Translator(transform), datamodule=data, return_predictions=False)
-    report = _finish_shards(trainer, data, writer, image_writer.translated)
-    if report is None:
-        return None
-    result = TranslationReport(
-        source=str(plan.source_root),
-        target=str(plan.target_root),
-        dataset=dataset,
-        dataset_kwargs=dataset_kwargs,
-        checkpoint=str(Path(ckpt).resolve()),
-        checkpoint_sha256=checkpoint.config.get("weights_sha256") or file_sha256(checkpoint.weights_path),
-        handaug_version=__version__,
-        settings={"mask_mode": mask_mode, "hand_crop": hand_crop, "precision": precision, "batch_size": batch_size},
-        wall_time_s=round(time.time() - started, 2),
-        **report,
-    )
-    write_json_atomically(plan.target_root / MANIFEST_FILE, asdict(result))
-    return result
+    settings = {"mask_mode": mask_mode, "hand_crop": hand_crop, "precision": precision}
+    lock = journal = plan = None
+    done = (0, 0)
+    record: dict[str, Any] = {}
+    if trainer.is_global_zero:  # known before the other ranks are launched: only this process locks and prepares
+        record = {
+            "source": str(Path(source).resolve()),
+            "dataset": dataset,
+            "dataset_kwargs": _json_ready(dataset_kwargs),
+            "checkpoint": str(Path(ckpt).resolve()),
+            "checkpoint_sha256": checkpoint.config.get("weights_sha256") or file_sha256(checkpoint.weights_path),
+            "handaug_version": __version__,
+            **settings,
+        }
+        lock, journal, plan, data.work, done = _prepare_target(
+            reader, Path(source), Path(target), record, overwrite=overwrite, allow_nonempty_target=allow_nonempty_target,
+        )
+        data.journal = journal
+    try:
+        with warnings.catch_warnings():
+            # Lightning's batch-tree helper trips a torch deprecation notice on every run: not the user's concern.
+            warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+            # A resumed run with nothing left has empty shards; the report says so in plain words.
+            warnings.filterwarnings("ignore", message=".*Total length of `DataLoader` across ranks is zero.*")
+            trainer.predict(_Translator(transform, writer), datamodule=data, return_predictions=False)
+        shards = _finish_shards(trainer, data, writer, image_writer)
+        if shards is None:
+            data.journal.close()
+            return None
+        assert plan is not None and data.journal is not None
+        skipped_images = [*plan.skipped_images, *(Skipped(**s) for shard in shards for s in shard["skipped_images"])]
+        skipped_files = [*plan.skipped_files, *(Skipped(**s) for shard in shards for s in shard["skipped_files"])]
+        skipped_targets = {plan.target_root / s.path for s in skipped_images}
+        missing = [str(job.target) for job in plan.images if job.target not in skipped_targets and not job.target.exists()]
+        if missing:
+            raise RuntimeError(f"{len(missing)} translated images are missing after the run, e.g. {missing[:3]}")
+        result = TranslationReport(
+            source=record["source"],
+            target=str(plan.target_root),
+            dataset=dataset,
+            dataset_kwargs=record["dataset_kwargs"],
+            checkpoint=record["checkpoint"],
+            checkpoint_sha256=record["checkpoint_sha256"],
+            handaug_version=__version__,
+            settings={**settings, "batch_size": batch_size, "max_image_pixels": max_image_pixels},
+            images=len(plan.images) + len(plan.skipped_images),
+            images_translated=sum(len(s["translated"]) for s in shards),
+            images_already_done=done[0],
+            images_skipped=len(skipped_images),
+            files=len(plan.copies) + len(plan.skipped_files),
+            files_copied=sum(s["copied"] for s in shards),
+            files_already_copied=done[1],
+            files_skipped=len(skipped_files),
+            world_size=trainer.world_size,
+            wall_time_s=round(time.time() - started, 2),
+            skipped=[asdict(s) for s in sorted([*skipped_images, *skipped_files], key=lambda s: s.path)],
+        )
+        write_json_journalled(plan.target_root / MANIFEST_FILE, asdict(result), data.journal)
+        return result
+    finally:
+        if journal is not None:
+            journal.close()
+        if lock is not None:
+            lock.release()

@@ -1,11 +1,26 @@
-"""The work of one ``handaug-translate`` run: images to translate, other files to copy, and what is already done."""
+"""The work of one ``handaug-translate`` run: images to translate, other files to copy, files skipped, and what is done.
+
+What is read from the source folder (symbolic links):
+
+- a regular file is read; a symbolic link to a file inside the source folder is read as that file;
+- a symbolic link that resolves outside the source folder, a broken link, a link to a folder
+  and anything that is not a regular file (a FIFO, a socket, a device) is never read: it is
+  skipped and listed, with the reason, in the manifest.
+
+What is written into the target folder: only files whose names the journal (see
+:mod:`.state`) records as handaug's. A target name that exists in DST but is not in the journal
+(or whose folder in DST is a symbolic link or a file) is someone else's, and the run is refused.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from handaug.translation.state import MANIFEST_FILE, STATE_DIR
 
 
 @dataclass(frozen=True)
@@ -17,37 +32,90 @@ class ImageJob:
     target: Path
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A file of the source folder that was neither translated nor copied: its path relative to the source, and why."""
+
+    path: str
+    reason: str
+
+
+OUTSIDE_LINK = "symbolic link to outside the source folder: not followed"
+EARLIER_RECORD = "handaug-translate's record of an earlier translation: not copied"
+
+
 @dataclass
 class TranslationPlan:
-    """Everything a run has to do, split into what is pending and what an earlier run finished.
+    """Everything a run has to do.
 
     Images are translated to the same relative path and file name under the target folder;
     every other file under the source folder (annotations, masks, depth maps, calibration,
-    READMEs) is copied unchanged. An image counts as done when its target exists: targets are
-    only ever created by an atomic rename, so an existing target is complete.
+    READMEs) is copied unchanged. ``skipped_images`` and ``skipped_files`` are the files that
+    are neither, with the reason.
     """
 
     source_root: Path
     target_root: Path
     images: list[ImageJob] = field(default_factory=list)
     copies: list[tuple[Path, Path]] = field(default_factory=list)
+    skipped_images: list[Skipped] = field(default_factory=list)
+    skipped_files: list[Skipped] = field(default_factory=list)
 
-    @property
-    def pending_images(self) -> list[ImageJob]:
-        return [job for job in self.images if not job.target.exists()]
+    def targets(self) -> list[Path]:
+        """Every file this plan writes into the target folder."""
+        return [job.target for job in self.images] + [dst for _, dst in self.copies]
 
-    @property
-    def pending_copies(self) -> list[tuple[Path, Path]]:
-        return [(src, dst) for src, dst in self.copies if not _same_file(src, dst)]
+    def pending_images(self, written: set[str]) -> list[ImageJob]:
+        """Images not yet done: a target counts as done when the journal names it and it exists.
+
+        Targets only ever appear by an atomic rename, so an existing, journalled target is complete.
+        """
+        return [job for job in self.images if not self._done(job.target, written)]
+
+    def pending_copies(self, written: set[str]) -> list[tuple[Path, Path]]:
+        """Copies not yet done, or whose source changed since (size or modification time)."""
+        return [(src, dst) for src, dst in self.copies if not (self._done(dst, written) and _same_file(src, dst))]
+
+    def _done(self, target: Path, written: set[str]) -> bool:
+        return target.relative_to(self.target_root).as_posix() in written and os.path.lexists(target)
 
 
 def _same_file(src: Path, dst: Path) -> bool:
-    """A copy is done when the target has the source's size and modification time (copy2 keeps both)."""
+    """A copy is done when the target has the source's size and modification time (the copy keeps both)."""
     try:
         a, b = src.stat(), dst.stat()
-    except FileNotFoundError:
+    except OSError:
         return False
     return a.st_size == b.st_size and int(a.st_mtime) == int(b.st_mtime)
+
+
+def foreign_files(target_root: Path, targets: list[Path], written: set[str]) -> list[str]:
+    """The targets that would touch a file handaug did not write, each with why (empty: all clear).
+
+    A target is refused when a file (or link, or folder) of that name exists in ``target_root``
+    but is not in the journal's ``written``, or when one of its folders in ``target_root`` is a
+    symbolic link or not a folder (writing there would go elsewhere or fail).
+    """
+    problems: list[str] = []
+    folders: dict[Path, str | None] = {}
+    for target in targets:
+        relative = target.relative_to(target_root)
+        problem = None
+        for folder in list(reversed(relative.parents))[1:]:
+            if folder not in folders:
+                path = target_root / folder
+                folders[folder] = (
+                    "a symbolic link" if path.is_symlink() else
+                    "not a folder" if os.path.lexists(path) and not path.is_dir() else None
+                )
+            if folders[folder]:
+                problem = f"{folder.as_posix()} is {folders[folder]}"
+                break
+        if problem is None and os.path.lexists(target) and relative.as_posix() not in written:
+            problem = f"{relative.as_posix()} exists and was not written by handaug"
+        if problem:
+            problems.append(problem)
+    return problems
 
 
 def reader_image_paths(reader: Any) -> list[Path]:
@@ -69,30 +137,130 @@ def reader_image_paths(reader: Any) -> list[Path]:
     return paths
 
 
-def build_plan(reader: Any, source_root: str | os.PathLike[str], target_root: str | os.PathLike[str]) -> TranslationPlan:
-    """Plan the translation of every image of ``reader`` (all under ``source_root``) into ``target_root``.
+def check_folders(source_root: str | os.PathLike[str], target_root: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """The source and target folders, resolved, checked not to overlap.
 
     Raises:
         FileNotFoundError: ``source_root`` is not a folder.
-        ValueError: the target is inside the source (a run would feed on its own output), or an
-            image of the dataset lies outside ``source_root``.
+        ValueError: the target is the source, inside it (a run would feed on its own output) or
+            contains it (a run would write over the source), or the target is not a folder.
     """
-    source_root, target_root = Path(source_root).resolve(), Path(target_root).resolve()
-    if not source_root.is_dir():
-        raise FileNotFoundError(f"source folder {str(source_root)!r} does not exist or is not a folder")
-    if target_root == source_root or source_root in target_root.parents:
-        raise ValueError(f"target folder {str(target_root)!r} must not be the source folder or inside it")
-    plan = TranslationPlan(source_root, target_root)
-    image_files = set()
-    for index, path in enumerate(reader_image_paths(reader)):
-        path = path.resolve()
-        if source_root not in path.parents:
-            raise ValueError(f"image {str(path)!r} of the dataset is not under the source folder {str(source_root)!r}")
-        plan.images.append(ImageJob(index, path, target_root / path.relative_to(source_root)))
-        image_files.add(path)
+    source, target = Path(source_root).resolve(), Path(target_root).resolve()
+    if not source.is_dir():
+        raise FileNotFoundError(f"source folder {str(source)!r} does not exist or is not a folder")
+    if target == source or source in target.parents:
+        raise ValueError(f"target folder {str(target)!r} must not be the source folder or inside it")
+    if target in source.parents:
+        raise ValueError(f"target folder {str(target)!r} must not contain the source folder {str(source)!r}")
+    if os.path.lexists(target) and not target.is_dir():
+        raise ValueError(f"target {str(target)!r} exists and is not a folder")
+    return source, target
+
+
+def _relative_to_source(path: Path, roots: tuple[Path, ...]) -> Path | None:
+    absolute = Path(os.path.abspath(path))
+    for root in roots:
+        if absolute == root or root in absolute.parents:
+            return absolute.relative_to(root)
+    return None
+
+
+def _source_problem(path: Path, source_root: Path) -> str | None:
+    """Why the file ``path`` (inside the source folder, maybe a link) must not be read; ``None`` if it may."""
+    try:
+        real = path.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return "broken symbolic link" if path.is_symlink() else "cannot be read"
+    if source_root not in real.parents:
+        return OUTSIDE_LINK
+    try:
+        mode = real.stat().st_mode
+    except OSError as err:
+        return f"cannot be read: {err.strerror or err}"
+    if stat.S_ISDIR(mode):
+        return "symbolic link to a folder: not followed"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    return None
+
+
+def _walked_file_problem(path: Path, source_root: Path) -> str | None:
+    """:func:`_source_problem` for a file found by walking the source (its folders are real folders inside it)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError as err:
+        return f"cannot be read: {err.strerror or err}"
+    if stat.S_ISLNK(mode):
+        return _source_problem(path, source_root)
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
+def build_plan(reader: Any, source_root: str | os.PathLike[str], target_root: str | os.PathLike[str]) -> TranslationPlan:
+    """Plan the translation of every image of ``reader`` (all under ``source_root``) into ``target_root``.
+
+    Images of the reader that must not be read (see the module) or lie outside ``source_root``,
+    the images the reader itself found unreadable (its ``unreadable`` list) and images whose
+    mask (the reader's ``masks``, when aligned with its images) links outside the source are
+    skipped. Every other file under ``source_root`` is copied, unless it must not be read.
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`check_folders`; ``ValueError`` also when the
+            dataset has no image that can be translated.
+    """
+    given_root = Path(os.path.abspath(source_root))
+    source, target = check_folders(source_root, target_root)
+    roots = (given_root, source)
+    plan = TranslationPlan(source, target)
+    handled: set[str] = set()
+    paths = reader_image_paths(reader)
+    masks = getattr(reader, "masks", None)
+    masks = masks if isinstance(masks, (list, tuple)) and len(masks) == len(paths) else None
+    for index, path in enumerate(paths):
+        relative = _relative_to_source(path, roots)
+        if relative is None:
+            plan.skipped_images.append(Skipped(str(path), "not under the source folder"))
+            continue
+        handled.add(relative.as_posix())
+        problem = _source_problem(given_root / relative, source)
+        if problem is None and masks is not None and _source_problem(Path(masks[index]), source) == OUTSIDE_LINK:
+            problem = f"its mask {Path(masks[index]).name} is a {OUTSIDE_LINK}"
+        if problem:
+            plan.skipped_images.append(Skipped(relative.as_posix(), problem))
+        else:
+            plan.images.append(ImageJob(index, given_root / relative, target / relative))
+    for path in getattr(reader, "unreadable", None) or []:
+        relative = _relative_to_source(Path(path), roots)
+        if relative is not None:
+            handled.add(relative.as_posix())
+            plan.skipped_images.append(Skipped(relative.as_posix(), "the dataset reader cannot read its header"))
     if not plan.images:
-        raise ValueError(f"the dataset under {str(source_root)!r} has no images")
-    for path in sorted(source_root.rglob("*")):
-        if path.is_file() and path.resolve() not in image_files:
-            plan.copies.append((path, target_root / path.relative_to(source_root)))
+        raise ValueError(
+            f"the dataset under {str(source)!r} has no images that can be translated"
+            + (f" ({len(plan.skipped_images)} skipped, e.g. {plan.skipped_images[0].path}: {plan.skipped_images[0].reason})"
+               if plan.skipped_images else "")
+        )
+
+    def unlistable(err: OSError) -> None:
+        where = _relative_to_source(Path(err.filename), roots) if err.filename else None
+        plan.skipped_files.append(Skipped(where.as_posix() if where else str(err.filename), f"folder cannot be read: {err.strerror}"))
+
+    for folder, subfolders, files in os.walk(given_root, onerror=unlistable):
+        folder = Path(folder)
+        for name in sorted(subfolders):
+            if (folder / name).is_symlink():
+                problem = _source_problem(folder / name, source)
+                relative = (folder / name).relative_to(given_root).as_posix()
+                plan.skipped_files.append(Skipped(relative, problem or "symbolic link to a folder: not followed"))
+        subfolders.sort()
+        for name in sorted(files):
+            relative = (folder / name).relative_to(given_root)
+            if relative.as_posix() in handled:
+                continue
+            # A translated dataset translated again: its manifest and state are not this run's.
+            ours = relative.parts[0] == STATE_DIR or relative.as_posix() == MANIFEST_FILE
+            problem = EARLIER_RECORD if ours else _walked_file_problem(folder / name, source)
+            if problem:
+                plan.skipped_files.append(Skipped(relative.as_posix(), problem))
+            else:
+                plan.copies.append((folder / name, target / relative))
     return plan

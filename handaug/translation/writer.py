@@ -1,7 +1,8 @@
-"""Atomic writes of translated images and copied files, off the main thread."""
+"""Atomic, journalled writes of translated images and copied files, off the main thread."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -9,46 +10,63 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from handaug.atomic_files import replaced_atomically, write_bytes_atomically
+from handaug import atomic_files
+from handaug.translation.state import TEMP_SUFFIX, Journal
 
-#: Suffix of the temporary files of a translation run (a killed run's leftovers are deleted on resume).
-PARTIAL_SUFFIX = ".part"
 #: JPEG quality of translated images whose source was a JPEG (the source's own quality is unknown).
 JPEG_QUALITY = 95
 
 
-def remove_partial_files(root: Path) -> int:
-    """Delete the temporary ``.NAME.*.part`` files a killed run left under ``root``; returns how many."""
-    removed = 0
-    if root.is_dir():
-        for tmp in root.rglob(f".*{PARTIAL_SUFFIX}"):
-            tmp.unlink(missing_ok=True)
-            removed += 1
-    return removed
+class SourceUnreadable(OSError):
+    """A source file that could not be opened for reading: skipped, not a reason to stop the run."""
 
 
-def write_image_atomically(path: Path, rgb: np.ndarray) -> None:
-    """Encode ``rgb`` ``(H, W, 3)`` uint8 in the format of ``path``'s extension and rename it into place."""
+def write_image_atomically(path: Path, rgb: np.ndarray, journal: Journal) -> None:
+    """Encode ``rgb`` ``(H, W, 3)`` uint8 in the format of ``path``'s extension and rename it into place.
+
+    The temporary name is recorded in ``journal`` before the file is created.
+
+    Raises:
+        OSError: the image cannot be encoded or written (the error names ``path``).
+    """
     ext = path.suffix.lower()
     params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if ext in (".jpg", ".jpeg") else []
     ok, encoded = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise OSError(f"could not encode {path} as {ext}")
-    write_bytes_atomically(path, encoded.tobytes(), suffix=PARTIAL_SUFFIX)
+    atomic_files.write_bytes_atomically(path, encoded.tobytes(), suffix=TEMP_SUFFIX, before_create=journal.before_create(path))
 
 
-def copy_atomically(source: Path, target: Path) -> None:
-    """Copy ``source`` with its metadata (size and mtime mark the copy as done) and rename it into place."""
-    with replaced_atomically(target, suffix=PARTIAL_SUFFIX) as tmp:
-        shutil.copy2(source, tmp)
+def copy_atomically(source: Path, target: Path, journal: Journal) -> None:
+    """Copy the bytes of ``source`` and its modification time (which marks the copy as done) and rename it into place.
+
+    The copy gets the mode a new file gets (``0o666`` less the umask), like every file handaug writes.
+
+    Raises:
+        SourceUnreadable: ``source`` cannot be opened.
+        OSError: the copy cannot be written (the error names ``target``).
+    """
+    try:
+        reader = open(source, "rb")  # noqa: SIM115 - closed below; opened first to tell read from write errors
+        times = os.fstat(reader.fileno())
+    except OSError as err:
+        raise SourceUnreadable(err.errno, f"cannot be read: {err.strerror or err}", str(source)) from err
+    with reader:
+        try:
+            with atomic_files.replaced_atomically(target, TEMP_SUFFIX, before_create=journal.before_create(target)) as tmp:
+                with open(tmp, "wb") as out:
+                    shutil.copyfileobj(reader, out, 1 << 20)
+                os.utime(tmp, ns=(times.st_atime_ns, times.st_mtime_ns))
+        except OSError as err:
+            raise atomic_files.with_filename(err, target) from err
 
 
 class BackgroundWriter:
     """A small thread pool that writes while the device translates the next batch.
 
     At most ``max_pending`` writes wait at a time (submitting blocks beyond that), so a slow
-    disk throttles the run instead of filling memory. :meth:`close` waits for every write and
-    raises the first error.
+    disk throttles the run instead of filling memory. The first failed write stops the writer:
+    later submissions are dropped, :attr:`failed` turns true, and :meth:`close` raises that error.
     """
 
     def __init__(self, threads: int = 2, max_pending: int = 64) -> None:
@@ -56,19 +74,38 @@ class BackgroundWriter:
         self._pending: list[Future] = []
         self.max_pending = max_pending
         self.written = 0
+        self.error: BaseException | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
     def submit(self, fn, *args) -> None:  # noqa: ANN001 - any write function
+        if self.failed:
+            return
         self._pending.append(self._pool.submit(fn, *args))
+        while self._pending and self._pending[0].done():
+            self._collect(self._pending.pop(0))
         if len(self._pending) > self.max_pending:
             self._drain(keep=self.max_pending // 2)
 
+    def _collect(self, future: Future) -> None:
+        try:
+            future.result()
+            self.written += 1
+        except Exception as err:  # noqa: BLE001 - kept and raised by close()
+            if self.error is None:
+                self.error = err
+
     def _drain(self, keep: int = 0) -> None:
         while len(self._pending) > keep:
-            self._pending.pop(0).result()  # re-raises a failed write
-            self.written += 1
+            self._collect(self._pending.pop(0))
 
     def close(self) -> None:
+        """Wait for every write; raise the first error, if any."""
         try:
             self._drain()
         finally:
             self._pool.shutdown(wait=True)
+        if self.error is not None:
+            raise self.error

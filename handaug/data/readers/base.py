@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from handaug.data.folder import read_mask, read_rgb
+from handaug.data.folder import MAX_IMAGE_PIXELS, read_mask, read_rgb
 
 __all__ = ["DatasetReader", "chroma_key_mask", "find_files", "project", "read_numbers", "require_root"]
 
@@ -82,11 +82,18 @@ class DatasetReader:
     Subclasses set :attr:`root` and :attr:`image_paths` in ``__init__`` and implement
     :meth:`load` (one sample dict for a valid, non-negative index). ``__getitem__`` checks the
     index, accepts negative ones, and adds ``path``.
+
+    :meth:`read_image` and :meth:`read_mask` refuse, from the header and without decoding, a
+    file of more than :attr:`max_image_pixels` pixels (an :class:`~handaug.data.folder.ImageTooLarge`,
+    an ``OSError`` that the training datasets skip and count); set the attribute on an
+    instance to change the limit.
     """
 
     dataset: str = ""
     root: Path
     image_paths: list[Path]
+    #: Largest image (height × width pixels) :meth:`read_image` / :meth:`read_mask` decode.
+    max_image_pixels: int = MAX_IMAGE_PIXELS
 
     def __len__(self) -> int:
         return len(self.image_paths)
@@ -104,16 +111,16 @@ class DatasetReader:
     def load(self, index: int) -> dict[str, Any]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    @staticmethod
-    def read_image(path: Path) -> np.ndarray:
-        image = read_rgb(path)
+    def read_image(self, path: Path) -> np.ndarray:
+        """``(H, W, 3)`` uint8 RGB; ``OSError`` if it cannot be decoded or is too large (see the class)."""
+        image = read_rgb(path, self.max_image_pixels)
         if image is None:
             raise OSError(f"image {str(path)!r} cannot be decoded")
         return image
 
-    @staticmethod
-    def read_mask(path: Path) -> np.ndarray:
-        mask = read_mask(path)
+    def read_mask(self, path: Path) -> np.ndarray:
+        """``(H, W)`` uint8 in {0, 255}; ``OSError`` if it cannot be decoded or is too large (see the class)."""
+        mask = read_mask(path, self.max_image_pixels)
         if mask is None:
             raise OSError(f"mask {str(path)!r} cannot be decoded")
         return mask
