@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import subprocess
 import sys
 
@@ -405,6 +406,35 @@ def test_handaug_translate_on_the_rhd_dtype_attack_exits_with_an_error_naming_th
     proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr[-3000:]
     assert "handaug-translate: error:" in proc.stderr and str(path) in proc.stderr and "dtype 'V8' is not allowed" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        pytest.param(lambda e: e.pop("K"), r"sample 1, key 'K' is missing", id="missing key"),
+        pytest.param(lambda e: e.update(xyz=np.zeros((21, 3), np.float32)), r"sample 1, key 'xyz' must have shape \(42, 3\), got \(21, 3\)", id="21 joints"),
+        pytest.param(lambda e: e.update(uv_vis=np.zeros((42, 2))), r"sample 1, key 'uv_vis' must have shape \(42, 3\), got \(42, 2\)", id="2 columns"),
+        pytest.param(lambda e: e.update(K=[["1.0"] * 3] * 3), r"sample 1, key 'K' must be a \(3, 3\) array of numbers, got dtype <U3", id="strings"),
+        pytest.param(lambda e: e.update(xyz=[[0.0, 0.0, 0.0]] * 41 + [[0.0, 0.0]]), r"sample 1, key 'xyz' must be a \(42, 3\) array of numbers", id="ragged lists"),
+        pytest.param(lambda e: e["uv_vis"].__setitem__((3, 0), np.nan), r"sample 1, key 'uv_vis' contains NaN or infinite values", id="NaN"),
+        pytest.param(lambda e: e["xyz"].__setitem__((0, 2), np.inf), r"sample 1, key 'xyz' contains NaN or infinite values", id="inf"),
+    ],
+)
+def test_rhd_malformed_entry_names_the_file_the_sample_and_the_key(tmp_path, change, message):
+    annotations = make_rhd(tmp_path)
+    change(annotations[1])
+    path = tmp_path / "training" / "anno_training.pickle"
+    path.write_bytes(pickle.dumps(annotations, protocol=2))
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ".*" + message):
+        RHD(tmp_path)
+
+
+def test_rhd_entry_that_is_not_a_dict_is_an_error(tmp_path):
+    annotations = make_rhd(tmp_path)
+    annotations[0] = [annotations[0]["xyz"]]
+    (tmp_path / "training" / "anno_training.pickle").write_bytes(pickle.dumps(annotations))
+    with pytest.raises(ValueError, match=r"sample 0 must be a dict with keys \['xyz', 'uv_vis', 'K'\], got list"):
+        RHD(tmp_path)
 
 
 def test_rhd_missing_annotation_file(tmp_path):

@@ -10,7 +10,9 @@ tip→base; :func:`handaug.data.joints.remap_joints` reorders the chosen hand.
 The pickle is read by :func:`handaug.data.readers.safe_pickle.safe_load_pickle`, which builds
 plain numeric numpy arrays, numpy scalars and builtin containers only, under size limits:
 pickles can run arbitrary code or corrupt memory through hand-made dtypes, and annotation files
-are often re-shared.
+are often re-shared. Every entry is then checked: a dict with ``xyz`` and ``uv_vis`` ``(42, 3)``
+and ``K`` ``(3, 3)`` of finite numbers; a malformed one is an error naming the file, the sample
+and the key (like the other readers, which refuse a malformed annotation rather than skip it).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ HANDS: tuple[str, ...] = ("left", "right", "visible")
 SPLITS: tuple[str, ...] = ("training", "evaluation")
 #: Mask labels of each hand's parts in RHD's ``mask/`` images.
 HAND_LABELS: dict[str, tuple[int, int]] = {"left": (2, 17), "right": (18, 33)}
+#: The shape of each array of an annotation entry.
+ANNOTATION_SHAPES: dict[str, tuple[int, int]] = {"xyz": (42, 3), "uv_vis": (42, 3), "K": (3, 3)}
 
 
 def _layout(split: str) -> str:
@@ -53,7 +57,9 @@ class RHD(DatasetReader):
 
     Raises:
         ValueError / FileNotFoundError: ``root`` missing, no images, a missing annotation file
-            or an image without its annotation; :class:`pickle.UnpicklingError` for an unsafe or malformed pickle.
+            or an image without its annotation, an entry without ``xyz``, ``uv_vis`` or ``K``,
+            of another shape, not numbers, or not finite (the message names the file, the
+            sample and the key); :class:`pickle.UnpicklingError` for an unsafe or malformed pickle.
     """
 
     dataset = "RHD"
@@ -81,7 +87,7 @@ class RHD(DatasetReader):
             if entry is None:
                 missing.append(path.name)
                 continue
-            self.annotations.append({name: np.asarray(entry[name]) for name in ("xyz", "uv_vis", "K")})
+            self.annotations.append(_check_entry(entry, key, repr(str(annotation_path))))
         if missing:
             raise ValueError(
                 f"{len(missing)} image(s) under root {str(self.root)!r} have no entry in {annotation_path.name}: "
@@ -119,3 +125,25 @@ class RHD(DatasetReader):
             sample["mask"] = np.where((labels >= low) & (labels <= high), 255, 0).astype(np.uint8)
         return sample
 
+
+def _check_entry(entry: Any, sample: int, file: str) -> dict[str, np.ndarray]:
+    """The ``xyz``, ``uv_vis`` and ``K`` arrays of one annotation entry, checked (see the module docstring)."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{file}: sample {sample} must be a dict with keys {list(ANNOTATION_SHAPES)}, got {type(entry).__name__}")
+    arrays: dict[str, np.ndarray] = {}
+    for key, shape in ANNOTATION_SHAPES.items():
+        where = f"{file}: sample {sample}, key {key!r}"
+        if key not in entry:
+            raise ValueError(f"{where} is missing (an entry holds {list(ANNOTATION_SHAPES)})")
+        try:
+            array = np.asarray(entry[key])
+        except (TypeError, ValueError) as error:  # ragged nested lists
+            raise ValueError(f"{where} must be a {shape} array of numbers: {error}") from None
+        if array.dtype.kind not in "biuf":
+            raise ValueError(f"{where} must be a {shape} array of numbers, got dtype {array.dtype}")
+        if array.shape != shape:
+            raise ValueError(f"{where} must have shape {shape}, got {array.shape}")
+        if not np.isfinite(array).all():
+            raise ValueError(f"{where} contains NaN or infinite values")
+        arrays[key] = array
+    return arrays
