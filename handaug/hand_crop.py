@@ -59,14 +59,17 @@ class WindowGroup:
     windows: CropWindows
 
 
-def hand_window_groups(mask: torch.Tensor, margin: float, stride: int, min_side: int | None = None) -> list[WindowGroup]:
+def hand_window_groups(
+    mask: torch.Tensor, margin: float, stride: int, min_side: int | None = None
+) -> list[WindowGroup]:
     """Crop windows around the hands of ``mask`` ``(N, 1, H, W)`` (> 0 is hand), grouped by size.
 
     Each hand's bounding box grows by ``margin`` × its larger side on every side; its height and
     width are each rounded up to the ladder (see the module docstring), which starts at
-    ``min_side`` (default ``stride``: the smallest window the generator runs on, so a hand of
-    one pixel still gets a usable window), and capped by the stride-rounded image size. Windows are centred on their hand and shifted to stay inside the
-    image where the image is large enough. Images without hand pixels are in no group
+    ``min_side`` (default ``stride``; give the smallest window the generator runs on, so that
+    a hand of one pixel still gets a usable window), and capped by the stride-rounded image
+    size. Windows are centred on their hand and shifted to stay inside the image where the
+    image is large enough. Images without hand pixels are in no group
     (compositing leaves them unchanged anyway); an empty list means no image has a hand.
     """
     n, _, h, w = mask.shape

@@ -88,9 +88,10 @@ def op_dtype(
     return op_call(op_global("numpy", "dtype"), op_text(code), FALSE, TRUE) + state + BUILD
 
 
-def op_array(shape: tuple[int, ...], dtype: bytes, data: bytes, *, fortran: bool = False, core: str = "numpy._core") -> bytes:
+def op_array(shape: tuple[int, ...], dtype: bytes, data: bytes, *, fortran: bool = False) -> bytes:
     """``_reconstruct(ndarray, (0,), b'b')`` then BUILD ``(1, shape, dtype, fortran, data)``, as numpy pickles an array."""
-    announce = op_call(op_global(f"{core}.multiarray", "_reconstruct"), op_global("numpy", "ndarray"), op_tuple(op_int(0)), op_bytes(b"b"))
+    reconstruct = op_global("numpy._core.multiarray", "_reconstruct")
+    announce = op_call(reconstruct, op_global("numpy", "ndarray"), op_tuple(op_int(0)), op_bytes(b"b"))
     state = op_tuple(op_int(1), op_tuple(*map(op_int, shape)), dtype, TRUE if fortran else FALSE, op_bytes(data))
     return announce + state + BUILD
 
@@ -141,7 +142,8 @@ for label, kind, path in cases:
     try:
         if kind == "rhd":
             data = RHD(path)
-            value = {key: (v.tolist() if hasattr(v, "tolist") else v) for key, v in data[0].items() if key != "image" and key != "mask"}
+            sample = data[0]
+            value = {key: sample[key].tolist() for key in ("keypoints_2d", "keypoints_3d")}
         else:
             value = safe_load_pickle(path)
         result = {"label": label, "loaded": repr(value)[:300]}
@@ -156,12 +158,14 @@ def load_isolated(cases: list[tuple[str, str, Path]], timeout: float = 120.0) ->
     """Load each ``(label, kind, path)`` (kind ``"pickle"``: ``safe_load_pickle(path)``; ``"rhd"``:
     ``RHD(path)[0]``) in one child process with 1 GiB of address space to spare.
 
-    Returns per label ``{"error": type name ("UnpicklingError" for its subclasses too), "message": ...}``, ``{"loaded": repr}``, or, for a
-    case the child did not finish (it crashed or ran out of time), ``{"died": returncode, "stderr": ...}``.
+    Returns per label ``{"error": type name ("UnpicklingError" for its subclasses too),
+    "message": ...}``, ``{"loaded": repr}``, or, for a case the child did not finish (it crashed
+    or ran out of time), ``{"died": returncode, "stderr": ...}``.
     """
     argument = json.dumps([[label, kind, str(path)] for label, kind, path in cases])
     try:
-        process = subprocess.run([sys.executable, "-c", _LOADER, argument], capture_output=True, text=True, timeout=timeout)
+        command = [sys.executable, "-c", _LOADER, argument]
+        process = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         stdout, stderr, returncode = process.stdout, process.stderr, process.returncode
     except subprocess.TimeoutExpired as expired:
         stdout = expired.stdout.decode() if isinstance(expired.stdout, bytes) else (expired.stdout or "")

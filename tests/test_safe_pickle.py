@@ -39,13 +39,28 @@ from handaug.data.readers import safe_load_pickle
 from handaug.data.readers.safe_pickle import MAX_ARRAY_BYTES, MAX_ITEMS
 
 GiB3 = 3 << 30
+CORE = "numpy.core.multiarray"  # numpy 1's name, as RHD's pickles use it
+
+
+def announce(shape: bytes = op_tuple(op_int(0)), typecode: bytes = op_bytes(b"b")) -> bytes:
+    """``_reconstruct(ndarray, shape, typecode)``: numpy's first step of unpickling an array."""
+    return op_call(op_global(CORE, "_reconstruct"), op_global("numpy", "ndarray"), shape, typecode)
+
+
+def far_field() -> bytes:
+    """The fields of a dtype: one float64 field 4,096 bytes into an 8-byte item."""
+    return op_dict((op_text("x"), op_tuple(op_dtype("f8"), op_int(4096))))
+
 
 #: label → (pickle body, what the error message says). Each is a complete attack on its own.
 ATTACKS: dict[str, tuple[bytes, str]] = {
     # numpy.dtype with a hand-made state: the field lies 4,096 bytes past the 8-byte item.
-    "field outside its item": (op_array((42, 3), field_outside_item_dtype(), bytes(42 * 3 * 8)), "dtype 'V8' is not allowed"),
+    "field outside its item": (
+        op_array((42, 3), field_outside_item_dtype(), bytes(42 * 3 * 8)),
+        "dtype 'V8' is not allowed",
+    ),
     "float dtype given fields": (
-        op_array((2,), op_dtype("f8", names=op_tuple(op_text("x")), fields=op_dict((op_text("x"), op_tuple(op_dtype("f8"), op_int(4096))))), bytes(16)),
+        op_array((2,), op_dtype("f8", names=op_tuple(op_text("x")), fields=far_field()), bytes(16)),
         "has fields or a sub-array",
     ),
     "sub-array dtype": (
@@ -57,23 +72,24 @@ ATTACKS: dict[str, tuple[bytes, str]] = {
     "string dtype": (op_array((2,), op_dtype("U4", "<"), bytes(32)), "dtype 'U4' is not allowed"),
     "unknown byte order": (op_array((2,), op_dtype("f8", "!"), bytes(16)), "unknown byte order"),
     "array with object data": (
-        op_call(op_global("numpy.core.multiarray", "_reconstruct"), op_global("numpy", "ndarray"), op_tuple(op_int(0)), op_bytes(b"b"))
-        + op_tuple(op_int(1), op_tuple(op_int(2)), op_dtype("f8"), FALSE, op_list(op_int(1), op_int(2)))
-        + BUILD,
+        announce() + op_tuple(op_int(1), op_tuple(op_int(2)), op_dtype("f8"), FALSE, op_list(op_int(1), op_int(2))) + BUILD,
         "must be bytes",
     ),
     # The 62-byte pickle that asks numpy for 3 GiB through _reconstruct's shape.
-    "3 GiB from a shape": (
-        op_call(op_global("numpy.core.multiarray", "_reconstruct"), op_global("numpy", "ndarray"), op_tuple(op_int(GiB3)), op_py2_string(b"b")),
-        "never came",
+    "3 GiB from a shape": (announce(op_tuple(op_int(GiB3)), op_py2_string(b"b")), "never came"),
+    "shape larger than the data": (
+        op_array((1 << 28, 3), op_dtype("f4"), bytes(12)),
+        f"needs {GiB3} bytes, its data has 12",
     ),
-    "shape larger than the data": (op_array((1 << 28, 3), op_dtype("f4"), bytes(12)), f"needs {GiB3} bytes, its data has 12"),
     "data larger than the shape": (op_array((1,), op_dtype("f4"), bytes(8)), "needs 4 bytes, its data has 8"),
     "protocol-5 array larger than its buffer": (
-        op_call(op_global("numpy._core.numeric", "_frombuffer"), op_bytes(bytes(12)), op_dtype("f4"), op_tuple(op_int(1 << 30)), op_text("C")),
+        op_call(
+            op_global("numpy._core.numeric", "_frombuffer"),
+            op_bytes(bytes(12)), op_dtype("f4"), op_tuple(op_int(1 << 30)), op_text("C"),
+        ),  # fmt: skip
         "needs 4294967296 bytes, its data has 12",
     ),
-    "scalar of the wrong size": (op_call(op_global("numpy.core.multiarray", "scalar"), op_dtype("f8"), op_bytes(bytes(3))), "needs 8 bytes, got 3"),
+    "scalar of the wrong size": (op_call(op_global(CORE, "scalar"), op_dtype("f8"), op_bytes(bytes(3))), "needs 8 bytes, got 3"),
     "3 GiB bytearray from an integer": (op_call(op_global("builtins", "bytearray"), op_int(GiB3)), "unknown arguments"),
     "3 GiB BYTEARRAY8 in a few bytes": (b"\x96" + GiB3.to_bytes(8, "little") + b"abc", f"claims {GiB3} bytes"),
     "str() of a shared list": (shared_lists(12) + op_call(op_global("builtins", "str"), op_get(1011)), "unknown arguments"),
@@ -145,11 +161,12 @@ def test_a_python_2_rhd_pickle_loads(tmp_path):
     xyz = np.arange(126, dtype="<f4").reshape(42, 3)
     dtype = op_call(op_global("numpy", "dtype"), op_py2_string(b"f4"), op_int(0), op_int(1))
     dtype += op_tuple(op_int(3), op_py2_string(b"<"), NONE, NONE, NONE, op_int(-1), op_int(-1), op_int(0)) + BUILD
-    array = op_call(op_global("numpy.core.multiarray", "_reconstruct"), op_global("numpy", "ndarray"), op_tuple(op_int(0)), op_py2_string(b"b"))
+    array = announce(typecode=op_py2_string(b"b"))
     array += op_tuple(op_int(1), op_tuple(op_int(42), op_int(3)), dtype + op_put(1), FALSE, op_py2_string(xyz.tobytes())) + BUILD
-    flag = op_call(op_global("numpy.core.multiarray", "scalar"), op_get(1), op_py2_string(np.float32(1.5).tobytes()))
+    flag = op_call(op_global(CORE, "scalar"), op_get(1), op_py2_string(np.float32(1.5).tobytes()))
     members = op_call(op_global("__builtin__", "set"), op_list(op_int(1)))
-    body = op_dict((op_int(0), op_dict((op_py2_string(b"xyz"), array), (op_py2_string(b"flag"), flag), (op_py2_string(b"set"), members))))
+    entry = op_dict((op_py2_string(b"xyz"), array), (op_py2_string(b"flag"), flag), (op_py2_string(b"set"), members))
+    body = op_dict((op_int(0), entry))
     path = tmp_path / "py2.pickle"
     path.write_bytes(pickle_of(body))
     loaded = safe_load_pickle(path)

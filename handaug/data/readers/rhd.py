@@ -129,7 +129,9 @@ class RHD(DatasetReader):
 def _check_entry(entry: Any, sample: int, file: str) -> dict[str, np.ndarray]:
     """The ``xyz``, ``uv_vis`` and ``K`` arrays of one annotation entry, checked (see the module docstring)."""
     if not isinstance(entry, dict):
-        raise ValueError(f"{file}: sample {sample} must be a dict with keys {list(ANNOTATION_SHAPES)}, got {type(entry).__name__}")
+        raise ValueError(
+            f"{file}: sample {sample} must be a dict with keys {list(ANNOTATION_SHAPES)}, got {type(entry).__name__}"
+        )
     arrays: dict[str, np.ndarray] = {}
     for key, shape in ANNOTATION_SHAPES.items():
         where = f"{file}: sample {sample}, key {key!r}"
