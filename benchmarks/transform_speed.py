@@ -115,7 +115,7 @@ def main() -> None:
         coverage = 100 * masks.float().mean().item()
         # The share of the frame the hand-crop mode translates (padded, rounded hand boxes).
         crop = variants["hand crop"]
-        groups = hand_window_groups(masks, crop.crop_margin, crop.stride)
+        groups = hand_window_groups(masks, crop.crop_margin, crop.stride, crop.min_side)
         windowed = 100 * sum(len(g.indices) * g.windows.height * g.windows.width for g in groups) / masks[:, 0].numel()
         eager = baseline(plain)
         for mode, s2r in variants.items():

@@ -41,10 +41,11 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
-def side_ladder(largest: int, stride: int) -> list[int]:
-    """Crop sides from ``stride`` up to at least ``largest``: multiples of ``stride``, each at most
-    :data:`SIDE_RATIO` times the previous one (but at least one ``stride`` larger)."""
-    rungs = [stride]
+def side_ladder(largest: int, stride: int, smallest: int | None = None) -> list[int]:
+    """Crop sides from ``smallest`` (default ``stride``; a multiple of it) up to at least ``largest``:
+    multiples of ``stride``, each at most :data:`SIDE_RATIO` times the previous one (but at least
+    one ``stride`` larger)."""
+    rungs = [stride if smallest is None else _round_up(max(smallest, 1), stride)]
     while rungs[-1] < largest:
         rungs.append(max(rungs[-1] + stride, (int(rungs[-1] * SIDE_RATIO) // stride) * stride))
     return rungs
@@ -58,13 +59,17 @@ class WindowGroup:
     windows: CropWindows
 
 
-def hand_window_groups(mask: torch.Tensor, margin: float, stride: int) -> list[WindowGroup]:
+def hand_window_groups(
+    mask: torch.Tensor, margin: float, stride: int, min_side: int | None = None
+) -> list[WindowGroup]:
     """Crop windows around the hands of ``mask`` ``(N, 1, H, W)`` (> 0 is hand), grouped by size.
 
     Each hand's bounding box grows by ``margin`` × its larger side on every side; its height and
-    width are each rounded up to the ladder (see the module docstring) and capped by the
-    stride-rounded image size. Windows are centred on their hand and shifted to stay inside the
-    image where the image is large enough. Images without hand pixels are in no group
+    width are each rounded up to the ladder (see the module docstring), which starts at
+    ``min_side`` (default ``stride``; give the smallest window the generator runs on, so that
+    a hand of one pixel still gets a usable window), and capped by the stride-rounded image
+    size. Windows are centred on their hand and shifted to stay inside the image where the
+    image is large enough. Images without hand pixels are in no group
     (compositing leaves them unchanged anyway); an empty list means no image has a hand.
     """
     n, _, h, w = mask.shape
@@ -83,7 +88,7 @@ def hand_window_groups(mask: torch.Tensor, margin: float, stride: int) -> list[W
     centre_y, centre_x = (top + bottom) // 2, (left + right) // 2
     # One host sync for the batch: the sizes decide the groups.
     largest = int(torch.maximum(grown_h, grown_w).max())
-    ladder = torch.tensor(side_ladder(largest, stride), device=mask.device)
+    ladder = torch.tensor(side_ladder(largest, stride, min_side), device=mask.device)
     cap_h, cap_w = _round_up(h, stride), _round_up(w, stride)
     sides_h = ladder[torch.searchsorted(ladder, grown_h)].clamp(max=cap_h)
     sides_w = ladder[torch.searchsorted(ladder, grown_w)].clamp(max=cap_w)

@@ -5,17 +5,21 @@
 >>> out = s2r(images, mask=hand_masks) # only the hand changes; the background stays bit-exact
 
 The translation never moves pixels: the image size is unchanged (inputs are padded to the
-generator's stride inside and cropped back) and the hand's silhouette is the one of the input,
-so 2D/3D keypoints, boxes, masks and labels stay valid as they are.
+generator's stride, and tiny ones to :attr:`SynthToReal.min_side`, inside and cropped back) and
+the hand's silhouette is the one of the input, so 2D/3D keypoints, boxes, masks and labels stay
+valid as they are.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 import threading
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -38,14 +42,91 @@ def _as_paths(ckpt: PathLike | Sequence[PathLike]) -> list[PathLike]:
     raise ValueError(f"ckpt must be a checkpoint path or a non-empty list of paths, got {ckpt!r}")
 
 
-def _pad_to_multiple(x: torch.Tensor, stride: int) -> tuple[torch.Tensor, int, int]:
+def _is_real(value: object) -> bool:
+    """A Python or numpy real number (numpy registers its scalars with :mod:`numbers`), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
+def check_real(value: object, argument: str, low: float, high: float) -> float:
+    """``value`` as a float if it is a real number (Python or numpy scalar) in ``[low, high]``.
+
+    Raises:
+        ValueError: naming ``argument``: a bool, not a real number, NaN, or out of range.
+    """
+    if not _is_real(value) or not low <= float(value) <= high:  # NaN fails the comparison
+        raise ValueError(f"{argument} must be a number in [{low:g}, {high:g}], got {value!r}")
+    return float(value)
+
+
+def check_probability(value: object, argument: str = "p") -> float:
+    """``value`` as a float if it is a probability: a real number (Python or numpy) in ``[0, 1]``, not bool or NaN.
+
+    Raises:
+        ValueError: naming ``argument``.
+    """
+    if not _is_real(value) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{argument} must be a probability in [0, 1], got {value!r}")
+    return float(value)
+
+
+def check_flag(value: object, argument: str) -> bool:
+    """``value`` if it is ``True`` or ``False`` (numpy bools too). Raises ValueError naming ``argument``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{argument} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _check_seed(seed: object) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"seed must be an integer (or None), got {seed!r}")
+    return int(seed)
+
+
+def check_device(device: object) -> torch.device | None:
+    """``device`` as a ``torch.device`` the generators can run on now, or ``None``.
+
+    Raises:
+        ValueError: naming ``device``: not a device, the ``meta`` device (no data), or a backend
+            this process cannot use (CUDA absent or index out of range, MPS/XPU unavailable).
+    """
+    if device is None:
+        return None
+    try:
+        parsed = torch.device(device)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0' (or None), got {device!r}: {error}") from None
+    if parsed.type == "cpu":
+        return parsed
+    if parsed.type == "meta":
+        raise ValueError("device='meta' holds no data, so the generators cannot run there; use 'cpu', 'cuda' or None")
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (parsed.index is not None and parsed.index >= count):
+            raise ValueError(f"device={device!r} is not available: this process sees {count} CUDA device(s)")
+        return parsed
+    backend = getattr(torch.backends, parsed.type, None) if parsed.type == "mps" else getattr(torch, parsed.type, None)
+    available = getattr(backend, "is_available", None)
+    if available is None or not available():
+        raise ValueError(f"device={device!r} is not available in this process; use 'cpu', 'cuda' or None")
+    return parsed
+
+
+def _pad_for_generator(x: torch.Tensor, stride: int, min_side: int) -> tuple[torch.Tensor, int, int]:
+    """Pad ``x`` ``(N, C, H, W)`` at the bottom and right to multiples of ``stride`` of at least
+    ``min_side``; returns the padded tensor and the original ``H``, ``W`` to crop back to."""
     h, w = x.shape[-2:]
-    ph, pw = -h % stride, -w % stride
-    if ph == 0 and pw == 0:
-        return x, h, w
-    # Reflection looks most like the image near the border; it needs the pad smaller than the side.
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode), h, w
+    ph = max(-h % stride, min_side - h)
+    pw = max(-w % stride, min_side - w)
+    # Reflection looks most like the image near the border; it needs the pad smaller than the
+    # side, so a tiny side (a 1×1 image, a 3-px strip) replicates its edge instead. Padding is
+    # separable: the height first, then the width, gives the corner of a 2-D reflection.
+    if ph:
+        x = F.pad(x, (0, 0, 0, ph), mode="reflect" if ph < h else "replicate")
+    if pw:
+        x = F.pad(x, (0, pw, 0, 0), mode="reflect" if pw < w else "replicate")
+    return x, h, w
 
 
 class SynthToReal(nn.Module):
@@ -55,16 +136,19 @@ class SynthToReal(nn.Module):
         ckpt: a handaug generator checkpoint (directory or ``.safetensors`` file), or a list of
             them: a pool from which one generator is drawn per image (e.g. checkpoints trained on
             different subjects or skin tones), for more appearance diversity than one CycleGAN.
-        p: probability that an image is translated. An image not chosen is returned bit for bit.
+        p: probability that an image is translated (a Python or numpy real number in ``[0, 1]``).
+            An image not chosen is returned bit for bit.
         device: where the generators run; ``None`` runs them where the images are (CPU in
             DataLoader workers, the GPU for a GPU batch). Outputs are always on the input's device.
+            A device this process cannot run on (``"meta"``, CUDA without a GPU) is an error here.
         mask_mode: with a ``mask``, ``"composite"`` pastes the translated hand over the original
             background (pixels outside the mask unchanged bit for bit, soft masks blend) and feeds
             the generator the background it was trained with; ``"none"`` translates whole images
             and ignores masks.
-        seed: seeds this transform's own random generator (per DataLoader worker, the worker id
-            is mixed in so workers do not repeat each other). Without ``seed`` and ``generator``,
-            torch's global RNG is used (seeded per worker by the DataLoader).
+        seed: an integer (Python or numpy) seeding this transform's own random generator (per
+            DataLoader worker, the worker id is mixed in so workers do not repeat each other).
+            Without ``seed`` and ``generator``, torch's global RNG is used (seeded per worker by
+            the DataLoader).
         generator: a ``torch.Generator`` (CPU) to draw from instead.
         precision: ``"auto"`` (bf16 autocast where the device runs it natively: recent CUDA GPUs
             and CPUs with AVX512-BF16/AMX; fp32 elsewhere), ``"fp32"``, ``"bf16"``, ``"fp16"``
@@ -76,16 +160,23 @@ class SynthToReal(nn.Module):
             sees less background, and instance normalisation computes its statistics over the
             crop. On the demo checkpoint at 128 px the hand pixels differ from full-frame
             translation by 14 uint8 levels on average at the default margin (6 at margin 0.3,
-            22 at 0). Use one mode consistently within a training set.
-        crop_margin: box padding on each side, as a fraction of the hand box's larger side;
-            larger is closer to full-frame translation and slower.
+            22 at 0). Use one mode consistently within a training set. A window is at least
+            :attr:`min_side` a side (clipped to the image), so a stray mask pixel or a hand
+            pushed almost out of frame is translated in a window of that size, never an error.
+        crop_margin: box padding on each side, as a fraction of the hand box's larger side, a
+            number in ``[0, 4]``; larger is closer to full-frame translation and slower.
         compile: ``torch.compile`` the generators (slow first call, faster afterwards).
 
     Shapes and types:
         ``images``: ``(B, 3, H, W)`` or ``(3, H, W)``, uint8 in ``[0, 255]`` or float in ``[0, 1]``,
-        any H and W. ``mask``: ``(B, 1, H, W)`` / ``(B, H, W)`` (``(1, H, W)`` / ``(H, W)`` when
-        unbatched), bool, uint8 (non-zero is hand) or float alpha in ``[0, 1]``. The output has
-        the shape, dtype and device of ``images``.
+        any H and W ≥ 1. Inside, images are padded at the bottom and right to a multiple of the
+        generator's stride and to at least :attr:`min_side` (16 px for the ResNet generators)
+        a side, by reflection or, for sides too small to reflect, by repeating the edge pixels;
+        the output is cropped back. A tiny image (1×1, a 3-px strip) is thus translated as the
+        top-left corner of a larger, edge-repeated image: valid, but with little context.
+        ``mask``: ``(B, 1, H, W)`` / ``(B, H, W)`` (``(1, H, W)`` / ``(H, W)`` when unbatched),
+        bool, uint8 (non-zero is hand) or float alpha in ``[0, 1]``. The output has the shape,
+        dtype and device of ``images``.
 
     The module holds no weights of its own: generators are loaded on first use in each process
     (so pickling it for DataLoader workers never copies weights) and run without gradients in
@@ -94,6 +185,10 @@ class SynthToReal(nn.Module):
 
     #: Pixels per generator call on the CPU (larger batches are split; 2 images of 256², 8 of 128²).
     CPU_CHUNK_PIXELS: int = 1 << 17
+    #: Smallest height and width a generator is run at (see :attr:`min_side`). ResNet generators
+    #: need 8 px (their bottleneck, 4× smaller, must be 2 px for its reflection padding); 16
+    #: leaves room for other generators' layers.
+    MIN_SIDE: int = 16
 
     def __init__(
         self,
@@ -110,14 +205,15 @@ class SynthToReal(nn.Module):
         compile: bool = False,
     ) -> None:
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
-            raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+        p = check_probability(p, "p")
         if mask_mode not in MASK_MODES:
             raise ValueError(f"mask_mode must be one of {MASK_MODES}, got {mask_mode!r}")
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        if not isinstance(crop_margin, (int, float)) or not 0.0 <= crop_margin <= 4.0:
-            raise ValueError(f"crop_margin must be a number in [0, 4], got {crop_margin!r}")
+        crop_margin = check_real(crop_margin, "crop_margin", 0.0, 4.0)
+        hand_crop, compile = check_flag(hand_crop, "hand_crop"), check_flag(compile, "compile")
+        seed = _check_seed(seed)
+        device = check_device(device)
         if seed is not None and generator is not None:
             raise ValueError("give either seed or generator, not both")
         if generator is not None and (not isinstance(generator, torch.Generator) or generator.device.type != "cpu"):
@@ -127,14 +223,14 @@ class SynthToReal(nn.Module):
         for c in self.checkpoints:
             if c.direction != "synthetic_to_real":
                 raise ValueError(f"ckpt {str(c.path)!r} translates {c.direction}, expected synthetic_to_real")
-        self.p = float(p)
-        self.device = torch.device(device) if device is not None else None
+        self.p = p
+        self.device = device
         self.mask_mode = mask_mode
         self.seed = seed
         self.precision = precision
-        self.hand_crop = bool(hand_crop)
-        self.crop_margin = float(crop_margin)
-        self.compile = bool(compile)
+        self.hand_crop = hand_crop
+        self.crop_margin = crop_margin
+        self.compile = compile
         self._user_generator = generator
         self._init_process_state()
 
@@ -190,9 +286,14 @@ class SynthToReal(nn.Module):
     @property
     def stride(self) -> int:
         """Inputs are padded inside to a multiple of this (the least common multiple of the pool's strides)."""
-        import math
-
         return math.lcm(*(max(c.stride, 1) for c in self.checkpoints))
+
+    @property
+    def min_side(self) -> int:
+        """Inputs and hand-crop windows are padded inside to at least this height and width: the
+        larger of :attr:`MIN_SIDE` and twice the stride, rounded up to the stride."""
+        stride = self.stride
+        return -(-max(self.MIN_SIDE, 2 * stride) // stride) * stride
 
     # ------------------------------------------------------------------ translation
     def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -278,7 +379,7 @@ class SynthToReal(nn.Module):
             x = torch.where(mask > 0, x, torch.as_tensor(ckpt.background, dtype=x.dtype, device=x.device))
         if mask is not None and self.hand_crop:
             out = x.clone()  # images without a hand keep their input: compositing discards it anyway
-            for group in hand_window_groups(mask, self.crop_margin, self.stride):
+            for group in hand_window_groups(mask, self.crop_margin, self.stride, self.min_side):
                 part = x[group.indices]
                 crops = self._run(generator, gather_windows(part, group.windows), autocast_dtype)
                 out[group.indices] = paste_windows(part, crops, group.windows)
@@ -286,7 +387,7 @@ class SynthToReal(nn.Module):
         return self._run(generator, x, autocast_dtype)
 
     def _run(self, generator: nn.Module, x: torch.Tensor, autocast_dtype: torch.dtype | None) -> torch.Tensor:
-        padded, h, w = _pad_to_multiple(x, self.stride)
+        padded, h, w = _pad_for_generator(x, self.stride, self.min_side)
         if padded.device.type == "cuda":
             padded = padded.contiguous(memory_format=torch.channels_last)
             return self._call(generator, padded, autocast_dtype)[..., :h, :w].float()

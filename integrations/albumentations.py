@@ -52,7 +52,7 @@ import torch
 import handaug
 from handaug.image_tensors import check_images, check_mask
 from handaug.precision import Precision
-from handaug.synth_to_real import MaskMode, PathLike
+from handaug.synth_to_real import MaskMode, PathLike, check_probability
 
 __all__ = ["SynthToReal"]
 
@@ -63,12 +63,6 @@ _MASK_KEYS: dict[str, tuple[str, ...]] = {
     "volume": ("mask3d",),
     "volumes": ("masks3d",),
 }
-
-
-def _check_probability(p: object) -> float:
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
-        raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
-    return float(p)
 
 
 def _to_tensor(array: np.ndarray) -> torch.Tensor:
@@ -151,7 +145,7 @@ class SynthToReal(A.ImageOnlyTransform):
         crop_margin: float = 0.15,
         compile: bool = False,
     ) -> None:
-        p = _check_probability(p)
+        p = check_probability(p, "p")
         # The core draws nothing here: albumentations makes the per-call decision (p) and the
         # pool choice comes from this transform's numpy generator.
         self.translator = handaug.SynthToReal(
@@ -164,9 +158,9 @@ class SynthToReal(A.ImageOnlyTransform):
         self.device = None if device is None else str(device)
         self.mask_mode = mask_mode
         self.precision = precision
-        self.hand_crop = bool(hand_crop)
-        self.crop_margin = float(crop_margin)
-        self.compile = bool(compile)
+        self.hand_crop = self.translator.hand_crop
+        self.crop_margin = self.translator.crop_margin
+        self.compile = self.translator.compile
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         # ``p`` is stored by the base class; everything here is a string, number, bool or None (JSON-ready).

@@ -47,7 +47,7 @@ from kornia.augmentation import IntensityAugmentationBase2D
 import handaug
 from handaug.image_tensors import check_images, check_mask
 from handaug.precision import Precision
-from handaug.synth_to_real import MaskMode, PathLike
+from handaug.synth_to_real import MaskMode, PathLike, check_probability
 
 __all__ = ["SynthToReal"]
 
@@ -94,10 +94,8 @@ class SynthToReal(IntensityAugmentationBase2D):
         same_on_batch: bool = False,
         keepdim: bool = False,
     ) -> None:
-        for name, value in (("p", p), ("p_batch", p_batch)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-                raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
-        super().__init__(p=float(p), p_batch=float(p_batch), same_on_batch=same_on_batch, keepdim=keepdim)
+        p, p_batch = check_probability(p, "p"), check_probability(p_batch, "p_batch")
+        super().__init__(p=p, p_batch=p_batch, same_on_batch=same_on_batch, keepdim=keepdim)
         # The core draws nothing: kornia's gate chooses the images, generate_parameters the pool members.
         self.translator = handaug.SynthToReal(
             ckpt, p=1.0, device=device, mask_mode=mask_mode, precision=precision,

@@ -48,7 +48,7 @@ from torchvision.transforms.v2 import functional as TF
 import handaug
 from handaug.image_tensors import check_images, check_mask
 from handaug.precision import Precision
-from handaug.synth_to_real import MaskMode, PathLike
+from handaug.synth_to_real import MaskMode, PathLike, check_flag, check_probability
 
 __all__ = ["SynthToReal"]
 
@@ -118,17 +118,15 @@ class SynthToReal(Transform):
         crop_margin: float = 0.15,
         compile: bool = False,
     ) -> None:
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
-            raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
-        if not isinstance(use_mask, bool):
-            raise ValueError(f"use_mask must be True or False, got {use_mask!r}")
+        p = check_probability(p, "p")
+        use_mask = check_flag(use_mask, "use_mask")
         super().__init__()
         # The core draws nothing: this transform decides per call, as torchvision's transforms do.
         self.translator = handaug.SynthToReal(
             ckpt, p=1.0, device=device, mask_mode=mask_mode, precision=precision,
             hand_crop=hand_crop, crop_margin=crop_margin, compile=compile,
         )  # fmt: skip
-        self.p = float(p)
+        self.p = p
         self.use_mask = use_mask
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:

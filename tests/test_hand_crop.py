@@ -79,3 +79,16 @@ def test_window_larger_than_a_tiny_image_replicates_edges():
     crops = gather_windows(images, group.windows)
     assert torch.equal(crops[..., :6, :7], images) and torch.equal(crops[..., 7, :7], images[..., 5, :])
     assert torch.equal(paste_windows(images, crops, group.windows), images)
+
+
+def test_a_one_pixel_hand_gets_a_window_of_at_least_min_side_clipped_to_the_image():
+    # A stray pixel and a 2×2 hand in the corner: windows of the generator's minimum size (16),
+    # inside the image; in a 10-px-high image the window is clipped to the stride-rounded height.
+    mask = boxes_mask([(50, 60, 51, 61), (98, 118, 100, 120)])
+    (group,) = hand_window_groups(mask, margin=0.15, stride=4, min_side=16)
+    win = group.windows
+    assert (win.height, win.width) == (16, 16) and group.indices.tolist() == [0, 1]
+    assert int(win.top[1]) + 16 == 100 and int(win.left[1]) + 16 == 120  # shifted inside, still covering the hand
+    (group,) = hand_window_groups(boxes_mask([(4, 4, 5, 5)], size=(10, 50)), margin=0.15, stride=4, min_side=16)
+    assert (group.windows.height, group.windows.width) == (12, 16)
+    assert side_ladder(10, 4, smallest=16)[0] == 16 and side_ladder(10, 4)[0] == 4

@@ -115,6 +115,30 @@ def test_mask_forms_float_alpha_and_trailing_channel(ckpt):
     assert np.array_equal(t(image=image, mask=(mask > 0).astype(np.int32) * 3)["image"], reference)
 
 
+TINY_SIZES = [(1, 1), (2, 2), (3, 64), (1, 1000), (64, 3)]
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("size", TINY_SIZES)
+def test_tiny_images_keep_shape_dtype_and_background(ckpt, size, dtype, with_mask):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    image = image if dtype == np.uint8 else image.astype(np.float32) / 255
+    mask = (np.arange(size[0] * size[1]) % 2 == 0).reshape(size).astype(np.uint8)  # pixel (0, 0) is hand
+    data = {"image": image, "mask": mask} if with_mask else {"image": image}
+    out = A.Compose([SynthToReal(ckpt, p=1.0)])(**data)["image"]
+    assert out.shape == image.shape and out.dtype == image.dtype
+    if with_mask:
+        assert np.array_equal(out[mask == 0], image[mask == 0])
+
+
+def test_numpy_probability_is_accepted(ckpt):
+    assert SynthToReal(ckpt, p=np.float32(0.25)).p == 0.25
+    with pytest.raises(ValueError, match="p must be a probability"):
+        SynthToReal(ckpt, p=np.bool_(True))
+
+
 # ----------------------------------------------------------------------------- batches and volumes
 def test_images_stack_runs_as_one_generator_batch(ckpt):
     samples = [hand(i) for i in range(4)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pickle
 
 import kornia.augmentation as K
+import numpy as np
 import pytest
 import torch
 from kornia.geometry.boxes import Boxes
@@ -111,6 +112,27 @@ def test_mask_mode_none_ignores_the_mask(ckpt):
     images, masks, _ = hands(2)
     out = SynthToReal(ckpt, precision="fp32", mask_mode="none")(images, mask=masks)
     assert torch.equal(out, core(ckpt, images))
+
+
+TINY_SIZES = [(1, 1), (2, 2), (3, 64), (1, 1000), (64, 3)]
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])  # kornia's images are float; it refuses uint8
+@pytest.mark.parametrize("size", TINY_SIZES)
+def test_tiny_images_keep_shape_dtype_device_and_background(ckpt, size, dtype, with_mask):
+    images = torch.randint(0, 256, (2, 3, *size)).to(dtype) / 255
+    mask = (torch.arange(size[0] * size[1]) % 2 == 0).reshape(1, *size).expand(2, *size)  # pixel (0, 0) is hand
+    out = SynthToReal(ckpt, p=1.0)(images, mask=mask if with_mask else None)
+    assert out.shape == images.shape and out.dtype == images.dtype and out.device == images.device
+    if with_mask:
+        outside = ~mask.unsqueeze(1).expand_as(images)
+        assert torch.equal(out[outside], images[outside])
+
+
+def test_numpy_probabilities_are_accepted(ckpt):
+    s2r = SynthToReal(ckpt, p=np.float64(0.25), p_batch=np.float32(0.5))
+    assert s2r.p == 0.25 and s2r.p_batch == 0.5
 
 
 # ----------------------------------------------------------------------------- kornia's gate, both conventions

@@ -133,6 +133,29 @@ def test_batched_image_with_per_image_and_instance_masks(ckpt):
     assert torch.equal(t(images, tv_tensors.Mask(masks.long() * 2))[0], expected)
 
 
+TINY_SIZES = [(1, 1), (2, 2), (3, 64), (1, 1000), (64, 3)]
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+@pytest.mark.parametrize("size", TINY_SIZES)
+def test_tiny_images_keep_shape_dtype_device_and_background(ckpt, size, dtype, with_mask):
+    image = torch.randint(0, 256, (3, *size), dtype=torch.uint8)
+    image = image if dtype == torch.uint8 else image.to(dtype) / 255
+    mask = (torch.arange(size[0] * size[1]) % 2 == 0).reshape(size)  # pixel (0, 0) is hand
+    out = SynthToReal(ckpt, p=1.0, use_mask=with_mask)({"image": tv_tensors.Image(image), "mask": tv_tensors.Mask(mask)})
+    result = out["image"]
+    assert isinstance(result, tv_tensors.Image) and result.shape == image.shape and result.dtype == image.dtype
+    assert result.device == image.device
+    if with_mask:
+        outside = ~mask.expand_as(image)
+        assert torch.equal(result.as_subclass(torch.Tensor)[outside], image[outside])
+
+
+def test_numpy_probability_is_accepted(ckpt):
+    assert SynthToReal(ckpt, p=np.float32(0.25)).p == 0.25
+
+
 # ----------------------------------------------------------------------------- probability and pools
 def test_p_decides_per_call_from_torch_global_rng(ckpt):
     s = sample()

@@ -10,10 +10,25 @@ import json
 import logging
 import os
 import pickle
+import re
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
+from pickle_attacks import (
+    field_outside_item_dtype,
+    load_isolated,
+    op_array,
+    op_dict,
+    op_dtype,
+    op_get,
+    op_int,
+    op_text,
+    pickle_of,
+    shared_lists,
+)
 
 from handaug.data.datamodule import SourceSpec, parse_source
 from handaug.data.folder import ImageFolder
@@ -347,6 +362,92 @@ def test_safe_load_pickle_round_trips_arrays_scalars_and_containers(tmp_path):
         loaded = safe_load_pickle(path)
         assert np.array_equal(loaded[1][0], value[1][0]) and loaded[1][0].dtype == np.float32
         assert loaded[1][1] == 2.5 and loaded[1][2] == (1, "a", b"x", None, True) and loaded["s"] == {3}
+
+
+def _rhd_pickle(first_xyz: bytes) -> bytes:
+    """RHD annotations for images 0 and 1, written by hand; image 0's ``xyz`` is ``first_xyz``."""
+
+    def entry(xyz: bytes) -> bytes:
+        array = op_array((42, 3), op_dtype("f4"), np.zeros((42, 3), "<f4").tobytes())
+        K = op_array((3, 3), op_dtype("f4"), np.eye(3, dtype="<f4").tobytes())
+        return op_dict((op_text("xyz"), xyz), (op_text("uv_vis"), array), (op_text("K"), K))
+
+    safe_xyz = op_array((42, 3), op_dtype("f4"), np.zeros((42, 3), "<f4").tobytes())
+    return pickle_of(op_dict((op_int(0), entry(first_xyz)), (op_int(1), entry(safe_xyz))))
+
+
+def test_rhd_pickle_attacks_are_refused_before_numpy_sees_them(tmp_path):
+    # A dtype whose field lies 4,096 bytes past its 8-byte item: reading keypoints_3d gave heap
+    # bytes and the joint remap wrote out of bounds (SIGSEGV). 1 KB of lists sharing their children
+    # (8**12 floats) took gigabytes in np.asarray. Both run in a child process under a memory limit.
+    attacks = {
+        "field outside its item": (op_array((42, 3), field_outside_item_dtype(), bytes(42 * 3 * 8)), "dtype 'V8' is not allowed"),
+        "billion laughs": (op_get(1011), "expands to more than"),
+    }
+    cases = []
+    for number, (label, (xyz, _)) in enumerate(attacks.items()):
+        root = tmp_path / str(number)
+        make_rhd(root)
+        data = _rhd_pickle(xyz)
+        if label == "billion laughs":  # define the shared lists before the annotations use them
+            data = data[:2] + shared_lists(12) + data[2:]
+        (root / "training" / "anno_training.pickle").write_bytes(data)
+        cases.append((label, "rhd", root))
+    results = load_isolated(cases)
+    for number, (label, (_, expected)) in enumerate(attacks.items()):
+        result = results[label]
+        assert result.get("error") == "UnpicklingError", f"{label}: {result}"
+        path = tmp_path / str(number) / "training" / "anno_training.pickle"
+        assert expected in result["message"] and str(path) in result["message"]
+
+
+@pytest.mark.slow
+def test_handaug_translate_on_the_rhd_dtype_attack_exits_with_an_error_naming_the_file(tmp_path):
+    import torch
+
+    from handaug import save_generator
+    from handaug.registry import create_generator
+
+    make_rhd(tmp_path / "rhd")
+    path = tmp_path / "rhd" / "training" / "anno_training.pickle"
+    path.write_bytes(_rhd_pickle(op_array((42, 3), field_outside_item_dtype(), bytes(42 * 3 * 8))))
+    torch.manual_seed(0)
+    ckpt = save_generator(create_generator("resnet", ngf=8, n_blocks=1), tmp_path / "ckpt")
+    command = [sys.executable, "-m", "handaug.cli.translate", str(ckpt), str(tmp_path / "rhd"), str(tmp_path / "out"),
+               "--dataset", "rhd", "--no-progress"]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "handaug-translate: error:" in proc.stderr and str(path) in proc.stderr
+    assert "dtype 'V8' is not allowed" in proc.stderr
+
+
+MALFORMED_ENTRIES = {  # id: (change to sample 1's entry, what the message says after the file name)
+    "missing key": (lambda e: e.pop("K"), r"sample 1, key 'K' is missing"),
+    "21 joints": (lambda e: e.update(xyz=np.zeros((21, 3), np.float32)), r"sample 1, key 'xyz' must have shape \(42, 3\), got \(21, 3\)"),
+    "2 columns": (lambda e: e.update(uv_vis=np.zeros((42, 2))), r"sample 1, key 'uv_vis' must have shape \(42, 3\), got \(42, 2\)"),
+    "strings": (lambda e: e.update(K=[["1.0"] * 3] * 3), r"sample 1, key 'K' must be a \(3, 3\) array of numbers, got dtype <U3"),
+    "ragged lists": (lambda e: e.update(xyz=[[0.0] * 3] * 41 + [[0.0] * 2]), r"sample 1, key 'xyz' must be a \(42, 3\) array of numbers"),
+    "NaN": (lambda e: e["uv_vis"].__setitem__((3, 0), np.nan), r"sample 1, key 'uv_vis' contains NaN or infinite values"),
+    "inf": (lambda e: e["xyz"].__setitem__((0, 2), np.inf), r"sample 1, key 'xyz' contains NaN or infinite values"),
+}
+
+
+@pytest.mark.parametrize(("change", "message"), list(MALFORMED_ENTRIES.values()), ids=list(MALFORMED_ENTRIES))
+def test_rhd_malformed_entry_names_the_file_the_sample_and_the_key(tmp_path, change, message):
+    annotations = make_rhd(tmp_path)
+    change(annotations[1])
+    path = tmp_path / "training" / "anno_training.pickle"
+    path.write_bytes(pickle.dumps(annotations, protocol=2))
+    with pytest.raises(ValueError, match=re.escape(str(path)) + ".*" + message):
+        RHD(tmp_path)
+
+
+def test_rhd_entry_that_is_not_a_dict_is_an_error(tmp_path):
+    annotations = make_rhd(tmp_path)
+    annotations[0] = [annotations[0]["xyz"]]
+    (tmp_path / "training" / "anno_training.pickle").write_bytes(pickle.dumps(annotations))
+    with pytest.raises(ValueError, match=r"sample 0 must be a dict with keys \['xyz', 'uv_vis', 'K'\], got list"):
+        RHD(tmp_path)
 
 
 def test_rhd_missing_annotation_file(tmp_path):

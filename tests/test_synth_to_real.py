@@ -82,6 +82,37 @@ def test_any_size_is_padded_inside_and_cropped_back(ckpt, size):
     assert SynthToReal(ckpt[0])(images).shape == images.shape
 
 
+TINY_SIZES = [(1, 1), (2, 2), (3, 64), (1, 1000), (64, 3)]
+
+
+def stripes(size):
+    """A mask with every other pixel (in reading order) on: pixel (0, 0) is hand, (0, 1) is not."""
+    h, w = size
+    return (torch.arange(h * w) % 2 == 0).reshape(h, w)
+
+
+@pytest.mark.parametrize("with_mask", [False, True])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+@pytest.mark.parametrize("size", TINY_SIZES)
+def test_tiny_images_keep_shape_dtype_device_and_background(ckpt, size, dtype, with_mask):
+    images = torch.randint(0, 256, (2, 3, *size), dtype=torch.uint8)
+    images = images if dtype == torch.uint8 else images.to(dtype) / 255
+    mask = stripes(size).expand(2, *size) if with_mask else None
+    out = SynthToReal(ckpt[0], p=1.0, precision="fp32")(images, mask=mask)
+    assert out.shape == images.shape and out.dtype == images.dtype and out.device == images.device
+    if with_mask:
+        outside = ~mask.unsqueeze(1).expand_as(images)
+        assert torch.equal(out[outside], images[outside])
+
+
+def test_a_tiny_image_is_translated_as_the_corner_of_its_edge_repeated_padding(ckpt):
+    # The documented behaviour: a 1×1 image is padded to min_side × min_side by repeating it.
+    s2r = SynthToReal(ckpt[0], precision="fp32")
+    assert s2r.min_side == 16
+    pixel = torch.randint(0, 256, (1, 3, 1, 1), dtype=torch.uint8)
+    assert torch.equal(s2r(pixel), s2r(pixel.expand(1, 3, 16, 16).contiguous())[..., :1, :1])
+
+
 def test_unbatched_image_and_mask(ckpt):
     images, masks = hands(1)
     s2r = SynthToReal(ckpt[0], precision="fp32")
@@ -214,6 +245,32 @@ def test_hand_crop_with_an_empty_mask_changes_nothing(ckpt):
     out = SynthToReal(ckpt[0], hand_crop=True)(images, mask=masks)
     assert torch.equal(out[1], images[1]) and not torch.equal(out[0], images[0])
     assert torch.equal(SynthToReal(ckpt[0], hand_crop=True)(images, mask=torch.zeros_like(masks)), images)
+
+
+def test_hand_crop_with_a_hand_of_one_or_two_pixels_translates_the_batch(ckpt):
+    # A stray mask pixel, and a hand pushed out of frame by an affine (2×2 px in the corner),
+    # next to ordinary hands: the whole batch used to fail with a torch error.
+    images, masks = hands(4)
+    masks[1] = False
+    masks[1, 30, 30] = True
+    masks[2] = False
+    masks[2, -2:, -2:] = True
+    s2r = SynthToReal(ckpt[0], precision="fp32", hand_crop=True)
+    out = s2r(images, mask=masks)
+    outside = ~masks.unsqueeze(1).expand_as(images)
+    assert torch.equal(out[outside], images[outside])
+    assert not torch.equal(out[1], images[1]) and not torch.equal(out[2], images[2])
+    # The ordinary hands come out as they do without the tiny ones.
+    assert torch.equal(out[[0, 3]], s2r(images[[0, 3]], mask=masks[[0, 3]]))
+
+
+@pytest.mark.parametrize("size", TINY_SIZES)
+def test_hand_crop_on_tiny_images(ckpt, size):
+    images = torch.randint(0, 256, (2, 3, *size), dtype=torch.uint8)
+    mask = stripes(size).expand(2, *size)
+    out = SynthToReal(ckpt[0], hand_crop=True)(images, mask=mask)
+    outside = ~mask.unsqueeze(1).expand_as(images)
+    assert out.shape == images.shape and torch.equal(out[outside], images[outside])
 
 
 # ----------------------------------------------------------------------------- precision
@@ -351,6 +408,50 @@ def test_bad_constructor_arguments(ckpt, tmp_path):
         SynthToReal([])
     with pytest.raises(ValueError, match="seed or generator"):
         SynthToReal(ckpt[0], seed=1, generator=torch.Generator())
+
+
+BAD_ARGUMENTS = [
+    ({"seed": "abc"}, r"seed must be an integer \(or None\), got 'abc'"),
+    ({"seed": 1.5}, r"seed must be an integer \(or None\), got 1.5"),
+    ({"seed": True}, r"seed must be an integer"),
+    ({"p": True}, r"p must be a probability in \[0, 1\], got True"),
+    ({"p": np.bool_(True)}, r"p must be a probability"),
+    ({"p": float("nan")}, r"p must be a probability in \[0, 1\], got nan"),
+    ({"p": np.float32(1.5)}, r"p must be a probability"),
+    ({"p": "0.5"}, r"p must be a probability"),
+    ({"crop_margin": float("nan")}, r"crop_margin must be a number in \[0, 4\], got nan"),
+    ({"crop_margin": np.float64(-0.1)}, r"crop_margin must be a number in \[0, 4\]"),
+    ({"crop_margin": True}, r"crop_margin must be a number"),
+    ({"hand_crop": "yes"}, r"hand_crop must be True or False, got 'yes'"),
+    ({"compile": 1}, r"compile must be True or False, got 1"),
+    ({"device": "meta"}, r"device='meta' holds no data"),
+    ({"device": "cuda"}, r"device='cuda' is not available: this process sees 0 CUDA device"),
+    ({"device": "cuda:7"}, r"device='cuda:7' is not available"),
+    ({"device": "tpu9"}, r"device must be a torch device such as 'cpu' or 'cuda:0' \(or None\), got 'tpu9'"),
+    ({"device": 3.5}, r"device must be a torch device"),
+]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"), [pytest.param(k, m, id=",".join(f"{n}={v!r}" for n, v in k.items())) for k, m in BAD_ARGUMENTS]
+)
+def test_bad_arguments_are_refused_at_construction_naming_them(ckpt, kwargs, message):
+    if "cuda" in str(kwargs.get("device")) and torch.cuda.is_available():
+        pytest.skip("this case is about a process without CUDA")  # tests run with CUDA_VISIBLE_DEVICES=""
+    with pytest.raises(ValueError, match=message):
+        SynthToReal(ckpt[0], **kwargs)
+
+
+def test_numpy_numbers_are_accepted_like_python_ones(ckpt):
+    images, _ = hands(8, size=32)
+    for p in (np.float32(0.5), np.float64(0.5)):
+        python = SynthToReal(ckpt[0], p=0.5, seed=3, crop_margin=0.25)
+        numpy = SynthToReal(ckpt[0], p=p, seed=np.int64(3), crop_margin=np.float32(0.25))
+        assert type(numpy.p) is float and numpy.p == 0.5 and type(numpy.seed) is int and numpy.crop_margin == 0.25
+        first, second = numpy(images), numpy(images)  # the same draws as the Python-number transform
+        assert torch.equal(first, python(images)) and torch.equal(second, python(images))
+        assert not torch.equal(first, images) and not torch.equal(first, second)
+    assert SynthToReal(ckpt[0], p=np.int64(1), hand_crop=np.bool_(True)).hand_crop is True
 
 
 def test_missing_corrupt_or_wrong_checkpoints(ckpt, tmp_path):

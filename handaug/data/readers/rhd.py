@@ -7,20 +7,17 @@ and ``training/anno_training.pickle``: a dict ``index → {'xyz': (42, 3) metres
 uses the same names. Rows 0-20 are the left hand, 21-41 the right, each wrist then fingers
 tip→base; :func:`handaug.data.joints.remap_joints` reorders the chosen hand.
 
-The pickle is read by :class:`RestrictedUnpickler`, which builds numpy arrays, dtypes, numpy
-scalars and builtin containers only: a pickle naming any other callable is refused before it
-runs (pickles can execute arbitrary code, and annotation files are often re-shared).
+The pickle is read by :func:`handaug.data.readers.safe_pickle.safe_load_pickle`, which builds
+plain numeric numpy arrays, numpy scalars and builtin containers only, under size limits:
+pickles can run arbitrary code or corrupt memory through hand-made dtypes, and annotation files
+are often re-shared. Every entry is then checked: a dict with ``xyz`` and ``uv_vis`` ``(42, 3)``
+and ``K`` ``(3, 3)`` of finite numbers; a malformed one is an error naming the file, the sample
+and the key (like the other readers, which refuse a malformed annotation rather than skip it).
 """
 
 from __future__ import annotations
 
-import builtins
-import codecs
-import importlib
-import io
 import os
-import pickle
-from pathlib import Path
 from typing import Any
 
 import cv2
@@ -28,6 +25,7 @@ import numpy as np
 
 from handaug.data.joints import remap_joints
 from handaug.data.readers.base import DatasetReader, find_files, require_root
+from handaug.data.readers.safe_pickle import RestrictedUnpickler, safe_load_pickle
 
 __all__ = ["RHD", "RestrictedUnpickler", "safe_load_pickle"]
 
@@ -35,66 +33,8 @@ HANDS: tuple[str, ...] = ("left", "right", "visible")
 SPLITS: tuple[str, ...] = ("training", "evaluation")
 #: Mask labels of each hand's parts in RHD's ``mask/`` images.
 HAND_LABELS: dict[str, tuple[int, int]] = {"left": (2, 17), "right": (18, 33)}
-
-# (module, name) pairs a RHD annotation pickle needs: numpy's array/dtype/scalar rebuilding
-# under both numpy 1 (numpy.core) and numpy 2 (numpy._core) names, and inert builtins.
-_NUMPY_ALLOWED: frozenset[tuple[str, str]] = frozenset(
-    (module, name)
-    for core in ("numpy.core", "numpy._core")
-    for module, name in (
-        (f"{core}.multiarray", "_reconstruct"),
-        (f"{core}.multiarray", "scalar"),
-        (f"{core}.numeric", "_frombuffer"),
-    )
-) | {("numpy", "ndarray"), ("numpy", "dtype")}
-_BUILTINS_ALLOWED: frozenset[str] = frozenset(
-    {"dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool", "str", "bytes", "bytearray"}
-)
-
-
-def _numpy_attribute(module: str, name: str) -> Any:
-    """The numpy object an allowed ``(module, name)`` stands for, under this numpy's module names."""
-    if module == "numpy":
-        return getattr(np, name)
-    submodule = module.rsplit(".", 1)[-1]  # "multiarray" or "numeric"
-    try:  # numpy 2 keeps the implementation in numpy._core, numpy 1 in numpy.core
-        owner = importlib.import_module(f"numpy._core.{submodule}")
-    except ImportError:
-        owner = importlib.import_module(f"numpy.core.{submodule}")
-    return getattr(owner, name)
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that only rebuilds numpy arrays, dtypes and scalars and builtin containers.
-
-    ``find_class`` admits ``numpy.ndarray``, ``numpy.dtype``,
-    ``numpy[._]core.multiarray._reconstruct`` / ``.scalar``, ``numpy[._]core.numeric._frombuffer``,
-    ``_codecs.encode`` (Python 3 writes bytes this way in protocol 2) and the builtins
-    ``dict, list, tuple, set, frozenset, int, float, complex, bool, str, bytes, bytearray``
-    (``__builtin__`` for Python 2 pickles). Anything else raises :class:`pickle.UnpicklingError`
-    naming ``module.name``, before it is imported or called.
-    """
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _NUMPY_ALLOWED:
-            return _numpy_attribute(module, name)
-        if module in ("builtins", "__builtin__") and name in _BUILTINS_ALLOWED:
-            return getattr(builtins, name)
-        if (module, name) == ("_codecs", "encode"):
-            return codecs.encode
-        raise pickle.UnpicklingError(
-            f"refusing to load {module}.{name}: this pickle reader only builds numpy arrays and builtin containers"
-        )
-
-
-def safe_load_pickle(path: str | os.PathLike[str]) -> Any:
-    """Load a pickle with :class:`RestrictedUnpickler` (``latin1`` for Python 2 pickles' byte strings).
-
-    Raises:
-        pickle.UnpicklingError: the pickle names a class or function outside the allowed set.
-    """
-    data = Path(path).read_bytes()
-    return RestrictedUnpickler(io.BytesIO(data), encoding="latin1").load()
+#: The shape of each array of an annotation entry.
+ANNOTATION_SHAPES: dict[str, tuple[int, int]] = {"xyz": (42, 3), "uv_vis": (42, 3), "K": (3, 3)}
 
 
 def _layout(split: str) -> str:
@@ -117,7 +57,9 @@ class RHD(DatasetReader):
 
     Raises:
         ValueError / FileNotFoundError: ``root`` missing, no images, a missing annotation file
-            or an image without its annotation; :class:`pickle.UnpicklingError` for an unsafe pickle.
+            or an image without its annotation, an entry without ``xyz``, ``uv_vis`` or ``K``,
+            of another shape, not numbers, or not finite (the message names the file, the
+            sample and the key); :class:`pickle.UnpicklingError` for an unsafe or malformed pickle.
     """
 
     dataset = "RHD"
@@ -145,7 +87,7 @@ class RHD(DatasetReader):
             if entry is None:
                 missing.append(path.name)
                 continue
-            self.annotations.append({name: np.asarray(entry[name]) for name in ("xyz", "uv_vis", "K")})
+            self.annotations.append(_check_entry(entry, key, repr(str(annotation_path))))
         if missing:
             raise ValueError(
                 f"{len(missing)} image(s) under root {str(self.root)!r} have no entry in {annotation_path.name}: "
@@ -182,3 +124,28 @@ class RHD(DatasetReader):
             low, high = HAND_LABELS[hand]
             sample["mask"] = np.where((labels >= low) & (labels <= high), 255, 0).astype(np.uint8)
         return sample
+
+
+def _check_entry(entry: Any, sample: int, file: str) -> dict[str, np.ndarray]:
+    """The ``xyz``, ``uv_vis`` and ``K`` arrays of one annotation entry, checked (see the module docstring)."""
+    if not isinstance(entry, dict):
+        raise ValueError(
+            f"{file}: sample {sample} must be a dict with keys {list(ANNOTATION_SHAPES)}, got {type(entry).__name__}"
+        )
+    arrays: dict[str, np.ndarray] = {}
+    for key, shape in ANNOTATION_SHAPES.items():
+        where = f"{file}: sample {sample}, key {key!r}"
+        if key not in entry:
+            raise ValueError(f"{where} is missing (an entry holds {list(ANNOTATION_SHAPES)})")
+        try:
+            array = np.asarray(entry[key])
+        except (TypeError, ValueError) as error:  # ragged nested lists
+            raise ValueError(f"{where} must be a {shape} array of numbers: {error}") from None
+        if array.dtype.kind not in "biuf":
+            raise ValueError(f"{where} must be a {shape} array of numbers, got dtype {array.dtype}")
+        if array.shape != shape:
+            raise ValueError(f"{where} must have shape {shape}, got {array.shape}")
+        if not np.isfinite(array).all():
+            raise ValueError(f"{where} contains NaN or infinite values")
+        arrays[key] = array
+    return arrays
