@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from handaug.data.crops import CROP_MODES, CropMode
 from handaug.data.pairing import EPOCH_LENGTHS, PAIRINGS, EpochLength, Pairing, PairSampler, ResumableDataLoader
 from handaug.data.unpaired import DomainDataset, UnpairedDataset, background_value
 from handaug.registry import create_dataset, get_registry
@@ -64,6 +65,11 @@ class UnpairedDataModule(L.LightningDataModule):
             ``{"length": 500, "image_size": 64}`` for the procedural hands).
         real_kwargs: same for the real reader.
         crop_size: side of the random square training crops (paper: 128).
+        crop_mode: ``"hand"`` (default): each training crop of an image with a hand mask is
+            centred on a random pixel of the mask eroded away from its border, the frame padded
+            by half a crop with the background colour (the H-GAN reference code's
+            ``MaskedRandomCrop``), so every crop shows hand; images without masks get uniform
+            crops. ``"uniform"``: uniform random crops for every image.
         val_size: side of the centre validation crops (paper: 256).
         load_size: if set, images are first resized so their shorter side is this.
         val_count: images of each domain held out for validation (0: no validation).
@@ -103,6 +109,7 @@ class UnpairedDataModule(L.LightningDataModule):
         synthetic_kwargs: dict[str, Any] | None = None,
         real_kwargs: dict[str, Any] | None = None,
         crop_size: int = 128,
+        crop_mode: CropMode = "hand",
         val_size: int = 256,
         load_size: int | None = None,
         val_count: int = 16,
@@ -125,6 +132,8 @@ class UnpairedDataModule(L.LightningDataModule):
             raise ValueError(f"val_count must be a non-negative integer, got {val_count!r}")
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
+        if crop_mode not in CROP_MODES:
+            raise ValueError(f"crop_mode must be one of {CROP_MODES}, got {crop_mode!r}")
         if pairing not in PAIRINGS:
             raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
         if epoch_length not in EPOCH_LENGTHS:
@@ -136,6 +145,7 @@ class UnpairedDataModule(L.LightningDataModule):
             "real": self._reader_kwargs("real", real_kwargs, real_masks, seed + 1, val_size),
         }
         self.crop_size = crop_size
+        self.crop_mode = crop_mode
         self.val_size = val_size
         self.load_size = load_size
         self.val_count = val_count
@@ -196,7 +206,8 @@ class UnpairedDataModule(L.LightningDataModule):
             train_idx, val_idx = self._split(domain, len(reader))
             common = {"load_size": self.load_size, "background": self.background}
             train = DomainDataset(
-                reader, train_idx, self.crop_size, random_crop=True, hflip=self.hflip, name=f"{domain} (train)", **common
+                reader, train_idx, self.crop_size, random_crop=True, hflip=self.hflip, crop_mode=self.crop_mode,
+                name=f"{domain} (train)", **common,
             )
             val = (
                 DomainDataset(reader, val_idx, self.val_size, random_crop=False, name=f"{domain} (val)", **common)
@@ -250,6 +261,7 @@ class UnpairedDataModule(L.LightningDataModule):
         """JSON summary of the data, stored in exported checkpoints."""
         summary: dict[str, Any] = {
             "crop_size": self.crop_size,
+            "crop_mode": self.crop_mode,
             "val_size": self.val_size,
             "load_size": self.load_size,
             "background": self.background,

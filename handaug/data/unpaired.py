@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from handaug.data.crops import CROP_MODES, CropMode, hand_centred_crop
 from handaug.data.pairing import PairKey, item_rng
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # never phone home from a data loader
@@ -95,16 +96,23 @@ class DomainDataset(Dataset):
         load_size: int | None = None,
         hflip: bool = False,
         background: float | None = None,
+        crop_mode: CropMode = "hand",
         name: str = "images",
     ) -> None:
         self.source = source
         self.indices = list(indices)
         if not self.indices:
             raise ValueError(f"{name}: no images left to use")
+        if crop_mode not in CROP_MODES:
+            raise ValueError(f"crop_mode must be one of {CROP_MODES}, got {crop_mode!r}")
         self.crop_size = crop_size
         self.load_size = load_size
         self.random = random_crop or hflip
         self.pipeline = crop_pipeline(crop_size, random=random_crop, load_size=load_size, hflip=hflip)
+        # Hand-centred crops replace the random crop for images that have a mask.
+        self.hand_crops = random_crop and crop_mode == "hand"
+        self.resize = A.Compose([A.SmallestMaxSize(max_size=load_size)]) if load_size else None
+        self.hflip = hflip
         self.background = background
         self.name = name
         self.decode_failures = 0
@@ -142,13 +150,26 @@ class DomainDataset(Dataset):
             # Albumentations keeps its own RNG, blind to seed_everything and to DataLoader workers:
             # seed it from the item's own generator, so an item's crop depends on its key only.
             self.pipeline.set_random_seed(int(rng.integers(0, 2**31 - 1)))
-        if mask is not None:
+        if mask is not None and self.hand_crops:
+            image, mask = self._hand_crop(image, mask, rng)
+        elif mask is not None:
             out = self.pipeline(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
         else:
             image = self.pipeline(image=image)["image"]
         image_t, mask_t = to_tensor_pair(image, mask, self.background)
         return {"image": image_t, "mask": mask_t, "has_mask": mask is not None, "index": self.indices[index]}
+
+
+    def _hand_crop(self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        if self.resize is not None:
+            out = self.resize(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        fill = None if self.background is None else (int(round((self.background + 1.0) * 127.5)),) * 3
+        image, mask = hand_centred_crop(image, mask, self.crop_size, rng, fill)
+        if self.hflip and rng.random() < 0.5:
+            image, mask = np.ascontiguousarray(image[:, ::-1]), np.ascontiguousarray(mask[:, ::-1])
+        return image, mask
 
 
 class UnpairedDataset(Dataset):
