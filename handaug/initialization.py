@@ -19,7 +19,9 @@ def init_weights(module: nn.Module, init_type: InitType = "xavier", gain: float 
     - ``"none"``: leave the layers' own initialisation.
 
     Biases are set to 0, batch-norm scales to normal(1, ``gain``). Layers whose weight does not
-    require gradients (a frozen pretrained VGG inside a discriminator) are left untouched.
+    require gradients (a frozen pretrained VGG inside a discriminator) are left untouched, and
+    layers marked ``zero_init = True`` (a residual generator's last convolution, so that it
+    starts as the identity) are set to zero whatever ``init_type`` is.
     """
     if init_type not in INIT_TYPES:
         raise ValueError(f"init_type must be one of {INIT_TYPES}, got {init_type!r}")
@@ -30,7 +32,11 @@ def init_weights(module: nn.Module, init_type: InitType = "xavier", gain: float 
         if not isinstance(weight, nn.Parameter) or not weight.requires_grad:
             continue
         bias = getattr(layer, "bias", None)
-        if isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)):
+        if getattr(layer, "zero_init", False):
+            nn.init.zeros_(weight)
+            if isinstance(bias, nn.Parameter):
+                nn.init.zeros_(bias)
+        elif isinstance(layer, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)):
             if init_type == "xavier":
                 nn.init.xavier_normal_(weight, gain=gain)
             elif init_type == "normal":

@@ -8,7 +8,7 @@ Layout for ``ngf = 64``, ``n_blocks = 9`` (11,378,179 parameters with instance n
     n_blocks × [pad, conv 3×3, norm, ReLU, (dropout), pad, conv 3×3, norm] + identity (no ReLU after the sum)
     transposed conv 3×3 stride 2 (padding 1, output padding 1) → 128, norm, ReLU
     transposed conv 3×3 stride 2 → 64, norm, ReLU
-    reflect-pad 3, conv 7×7 → 3, tanh
+    reflect-pad 3, conv 7×7 → 3, tanh            (residual=True: tanh(atanh(0.999 x) + conv))
 
 H-GAN uses 4, 6 or 9 residual blocks. The two stride-2 stages make the network need heights
 and widths that are multiples of 4 (:attr:`ResnetGenerator.stride`).
@@ -69,6 +69,13 @@ class ResnetGenerator(nn.Module):
         norm: ``"instance"`` (CycleGAN's choice), ``"batch"`` or ``"none"``.
         padding: padding inside the residual blocks: ``"reflect"``, ``"replicate"`` or ``"zero"``.
         dropout: dropout probability inside the residual blocks (0 disables it, CycleGAN's default).
+        residual: predict a change of the input instead of a new image:
+            ``output = tanh(atanh(0.999 x) + f(x))``, where ``f`` is the network above without its
+            final tanh. ``f``'s last layer starts at zero, so the generator starts as the identity
+            so a hand keeps its fingers, creases and shading
+            from the first step and training only has to learn the change of appearance; a
+            plain generator starts from a flat grey image and must learn to redraw the hand's
+            inner structure before it can keep it. Off in the H-GAN paper's configs.
 
     Shapes:
         input ``(B, in_channels, H, W)`` float in ``[-1, 1]``, H and W multiples of 4;
@@ -86,6 +93,7 @@ class ResnetGenerator(nn.Module):
         norm: Norm = "instance",
         padding: Padding = "reflect",
         dropout: float = 0.0,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         for argument, value in (("in_channels", in_channels), ("out_channels", out_channels), ("ngf", ngf)):
@@ -96,7 +104,12 @@ class ResnetGenerator(nn.Module):
         check_choice("padding", padding, PADDINGS)
         if not 0.0 <= float(dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if not isinstance(residual, bool):
+            raise ValueError(f"residual must be True or False, got {residual!r}")
+        if residual and in_channels != out_channels:
+            raise ValueError(f"residual=True needs in_channels == out_channels, got {in_channels} and {out_channels}")
         self.in_channels = in_channels
+        self.residual = residual
         bias = conv_bias(norm)
 
         layers: list[nn.Module] = [
@@ -121,7 +134,14 @@ class ResnetGenerator(nn.Module):
                 nn.ReLU(True),
             ]
             channels //= 2
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(channels, out_channels, 7), nn.Tanh()]
+        last = nn.Conv2d(channels, out_channels, 7)
+        layers += [nn.ReflectionPad2d(3), last]
+        if residual:
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+            last.zero_init = True  # init_weights keeps it at zero: the generator starts as the identity
+        else:
+            layers.append(nn.Tanh())
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -132,7 +152,13 @@ class ResnetGenerator(nn.Module):
             raise ValueError(
                 f"input height and width must be multiples of the generator's stride {self.stride}, got {h}×{w}"
             )
+        if self.residual:
+            return torch.tanh(torch.atanh(x.clamp(-1.0, 1.0) * RESIDUAL_SCALE) + self.model(x))
         return self.model(x)
+
+
+#: ``residual=True`` maps the input through ``atanh(RESIDUAL_SCALE * x)``, finite for ``x = ±1``.
+RESIDUAL_SCALE = 0.999
 
 
 @hookimpl

@@ -50,6 +50,25 @@ def test_resnet_rejects_bad_arguments():
         create_generator("resnet", n_layers=3)
 
 
+@pytest.mark.parametrize("init_type", ["xavier", "normal", "kaiming", "none"])
+def test_residual_resnet_starts_as_the_identity_and_learns(init_type):
+    generator = init_weights(create_generator("resnet", n_blocks=2, ngf=8, residual=True), init_type, 0.02)
+    x = torch.rand(2, 3, 32, 48) * 2 - 1
+    x[:, :, :4] = 1.0  # a white background stays finite through atanh
+    y = generator(x)
+    assert torch.allclose(y, 0.999 * x, atol=1e-6)
+    y.sub(0.5).square().mean().backward()
+    last = generator.model[-1]
+    assert last.weight.grad is not None and last.weight.grad.abs().sum() > 0
+    plain = create_generator("resnet", n_blocks=2, ngf=8)
+    assert plain.state_dict().keys() == generator.state_dict().keys()  # same weights, same checkpoint layout
+
+
+def test_residual_needs_matching_channels():
+    with pytest.raises(ValueError, match="residual"):
+        create_generator("resnet", n_blocks=1, ngf=8, out_channels=1, residual=True)
+
+
 def test_patchgan_is_70x70_with_cyclegan_size():
     d = create_discriminator("patch", ndf=64, n_layers=3)
     assert n_params(d) == 2_764_737  # CycleGAN's published 2.765 M
