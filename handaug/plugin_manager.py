@@ -39,6 +39,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "handaug.plugins.patchgan",
     "handaug.plugins.perceptual",
     "handaug.plugins.geocongan",
+    "handaug.plugins.structure",
     "handaug.data.builtin",
     "handaug.metrics.builtin",
 )
