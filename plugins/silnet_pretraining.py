@@ -7,7 +7,9 @@ The reference trains SilNet before the GAN and then freezes it. Its recipe, repr
   domain's images (binary cross-entropy with logits against the mask);
 - RMSprop, learning rate 1e-3, weight decay 1e-8, momentum 0.9 (PyTorch's alpha 0.99, eps 1e-8);
   gradients clipped to an L2 norm of 0.5; Xavier-normal initialisation with gain 0.02;
-- batches of 8 crops of 128 px for training, 4 of 256 px for validation; validation every fifth
+- batches of 8 crops of 128 px for training (the data module's crops: hand-centred with its
+  ``crop_mode="hand"``, the reference's ``MaskedRandomCrop``; ``data_kwargs`` passes other
+  data-module options), 4 images of 256 px for validation; validation every fifth
   of an epoch on at most 200 batches (again one domain drawn per batch); at most 5,000 training
   batches per epoch and 10 epochs;
 - early stopping when the mean validation loss has not improved for 5 validations; the
