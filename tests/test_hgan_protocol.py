@@ -231,7 +231,7 @@ def test_cli_protocol_hgan_end_to_end(tmp_path, ckpt, capsys):
     printed = capsys.readouterr().out
     assert "### Table I, H-GAN reference protocol" in printed and "| demo |" in printed
     assert "raw generator output (not composited)" in printed and "subsets of 2 images" in printed
-    assert "NOT FID/KID values" in printed
+    assert "NOT FID/KID values" in printed and "procedural hands rendered at 64 px" in printed
     assert (out / "fid.csv").read_text().splitlines()[0] == "method,FID ↓,KID ↓,real images,generated images"
 
 

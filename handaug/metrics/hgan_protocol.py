@@ -435,6 +435,12 @@ def run_hgan_protocol(
         f"raw generator output (not composited), images saved as JPEG (quality {s.jpeg_quality}) and read back by "
         f"torch-fidelity; KID: mean ± std over {s.kid_subsets} subsets of {s.kid_subset_size} images."
     )
+    procedural = [d for d, source in (("synthetic", s.synthetic), ("real", s.real)) if source == "procedural"]
+    if procedural:
+        table.notes.append(
+            f"The {' and '.join(procedural)} images are procedural hands rendered at {s.procedural_size} px "
+            "(--image-size), not a dataset's frames."
+        )
     if not inception:
         table.notes.append(
             f"Features: {s.features!r}, not the FID InceptionV3: these numbers rank the rows of this table "
