@@ -9,9 +9,15 @@ output.
 Registered names:
 
 - loss ``"geoconsistency"`` (:class:`GeometricConsistencyLoss`): select it with
-  ``--model.extra_losses '[geoconsistency]'``. Its SilNet is either loaded from a file
-  (``silnet_weights=PATH``, frozen) or trained alongside the GAN on the data module's hand
-  masks (the default), through the ``auxiliary_loss`` the HGAN module optimises separately.
+  ``--model.extra_losses '[geoconsistency]'``. Its SilNet is either pretrained separately and
+  loaded frozen (``silnet_checkpoint=DIR``, written by ``handaug-train-silnet``, as GeoConGAN
+  and the H-GAN reference code do; or ``silnet_weights=FILE``, a bare state dict), or trained
+  alongside the GAN on the data module's hand masks (the default), through the
+  ``auxiliary_loss`` the HGAN module optimises separately.
+
+SilNet's shape (:data:`SILNET_SHAPES`): handaug's default is a U-Net of widths 16-128 with 3
+poolings and bias-free convolutions; the H-GAN reference's is widths 64-256 with 2 poolings and
+convolutions with a bias (``base_channels=64, depth=2, conv_bias=True``), BatchNorm in both.
 
 :class:`SilNet` and :func:`train_silnet` are also usable on their own (e.g. to segment
 translated hands when measuring shape preservation).
@@ -33,6 +39,13 @@ from handaug.pretrained import load_state_dict_file
 #: Ranges the registry enforces before building the loss's SilNet (see :meth:`handaug.registry.Registry.add`).
 GEOCONSISTENCY_BOUNDS = {"base_channels": (1, 256), "depth": (1, 8)}
 
+#: SilNet shapes by name: handaug's default, and the H-GAN reference code's (a U-Net of widths
+#: 64, 128, 256: two poolings, BatchNorm, convolutions with a bias).
+SILNET_SHAPES: dict[str, dict[str, int | bool]] = {
+    "handaug": {"base_channels": 16, "depth": 3, "conv_bias": False},
+    "hgan": {"base_channels": 64, "depth": 2, "conv_bias": True},
+}
+
 
 class SilNet(nn.Module):
     """A small U-Net that segments the hand: ``(B, 3, H, W)`` in ``[-1, 1]`` → logits ``(B, 1, H, W)``.
@@ -41,19 +54,27 @@ class SilNet(nn.Module):
         base_channels: width of the first level, doubled at each level down.
         depth: number of 2× downsamplings (inputs need H and W that are multiples of ``2**depth``;
             other sizes are padded inside and cropped back).
+        conv_bias: the 3×3 convolutions have a bias (the reference's U-Net; redundant before
+            BatchNorm, so handaug's default leaves it out).
 
-    ``sigmoid(logits) > 0.5`` is the predicted hand silhouette.
+    ``sigmoid(logits) > 0.5`` is the predicted hand silhouette. ``SilNet(**SILNET_SHAPES["hgan"])``
+    is the H-GAN reference's shape.
     """
 
-    def __init__(self, base_channels: int = 16, depth: int = 3) -> None:
+    def __init__(self, base_channels: int = 16, depth: int = 3, conv_bias: bool = False) -> None:
         super().__init__()
         check_positive_int("base_channels", base_channels)
         check_positive_int("depth", depth)
+        if not isinstance(conv_bias, bool):
+            raise ValueError(f"conv_bias must be true or false, got {conv_bias!r}")
         self.depth = depth
+        self.shape = {"base_channels": base_channels, "depth": depth, "conv_bias": conv_bias}
         widths = [base_channels * 2**i for i in range(depth + 1)]
-        self.down = nn.ModuleList([double_conv(3, widths[0])] + [double_conv(widths[i], widths[i + 1]) for i in range(depth)])
+        self.down = nn.ModuleList(
+            [double_conv(3, widths[0], bias=conv_bias)] + [double_conv(widths[i], widths[i + 1], bias=conv_bias) for i in range(depth)]
+        )
         self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in reversed(range(depth)))
-        self.merge = nn.ModuleList(double_conv(2 * widths[i], widths[i]) for i in reversed(range(depth)))
+        self.merge = nn.ModuleList(double_conv(2 * widths[i], widths[i], bias=conv_bias) for i in reversed(range(depth)))
         self.head = nn.Conv2d(widths[0], 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,38 +137,68 @@ class GeometricConsistencyLoss(nn.Module):
 
     The target silhouette is the source's hand mask when the data has masks, and otherwise
     SilNet's own (thresholded, detached) segmentation of the source image. Gradients reach the
-    generator through SilNet; SilNet itself is trained only by :meth:`auxiliary_loss` (the HGAN
-    module optimises it with a separate Adam optimiser at ``silnet_lr``), or frozen when loaded
-    from ``silnet_weights``.
+    generator through SilNet. SilNet itself is either
+
+    - pretrained and **frozen** (``silnet_checkpoint``, the reference's way, or
+      ``silnet_weights``): no parameter requires gradients, it stays in eval mode (BatchNorm
+      uses its running statistics) and the HGAN module creates no optimiser for it; or
+    - trained alongside by :meth:`auxiliary_loss` (the HGAN module optimises it with a separate
+      Adam optimiser at ``silnet_lr``): the default, when neither file is given.
 
     Args:
         weight: factor of this loss in the generator's objective.
-        silnet_weights: path to a SilNet state dict (``.safetensors`` or ``.pth``, weights only);
-            ``None`` trains SilNet alongside the GAN on the batches' masks.
-        base_channels, depth: SilNet's size (1 to 256 and 1 to 8 through the registry).
+        silnet_checkpoint: a SilNet checkpoint directory (``handaug-train-silnet --out DIR``:
+            safetensors weights + JSON config with its shape); its shape is used.
+        silnet_weights: path to a bare SilNet state dict (``.safetensors`` or ``.pth``, weights
+            only) of the shape given by ``base_channels`` / ``depth`` / ``conv_bias``.
+        base_channels, depth, conv_bias: SilNet's shape (1 to 256 and 1 to 8 through the
+            registry). ``None``: the checkpoint's, else handaug's (16, 3, no bias). Given with
+            a checkpoint, they must match it. The reference's shape: 64, 2, true.
         silnet_lr: learning rate of SilNet's own optimiser when trained alongside.
+
+    Raises:
+        ValueError: both files given, a shape that does not match the file, a negative weight.
+        FileNotFoundError: a file that does not exist.
     """
 
     def __init__(
         self,
         weight: float = 1.0,
+        silnet_checkpoint: str | os.PathLike[str] | None = None,
         silnet_weights: str | os.PathLike[str] | None = None,
-        base_channels: int = 16,
-        depth: int = 3,
+        base_channels: int | None = None,
+        depth: int | None = None,
+        conv_bias: bool | None = None,
         silnet_lr: float = 1e-3,
     ) -> None:
         super().__init__()
-        if not isinstance(weight, (int, float)) or weight < 0:
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
             raise ValueError(f"weight must be a non-negative number, got {weight!r}")
+        if silnet_checkpoint is not None and silnet_weights is not None:
+            raise ValueError("give silnet_checkpoint (a handaug-train-silnet directory) or silnet_weights (a state dict file), not both")
         self.weight = float(weight)
         self.auxiliary_lr = float(silnet_lr)  # read by HGAN for SilNet's own optimiser
-        self.silnet = SilNet(base_channels, depth)
-        if silnet_weights is not None:
-            state = load_state_dict_file(silnet_weights)
-            try:
-                self.silnet.load_state_dict(state)
-            except RuntimeError as err:
-                raise ValueError(f"silnet_weights {str(silnet_weights)!r} does not fit SilNet(base_channels={base_channels}, depth={depth}): {err}") from err
+        asked = {"base_channels": base_channels, "depth": depth, "conv_bias": conv_bias}
+        if silnet_checkpoint is not None:
+            from handaug.plugins.silnet_checkpoint import load_silnet
+
+            self.silnet = load_silnet(silnet_checkpoint)
+            for key, value in asked.items():
+                if value is not None and value != self.silnet.shape[key]:
+                    raise ValueError(
+                        f"{key}={value!r} does not match silnet_checkpoint {str(silnet_checkpoint)!r}, whose SilNet has "
+                        f"{self.silnet.shape}; leave {key} out to use the checkpoint's"
+                    )
+        else:
+            shape = {k: (SILNET_SHAPES["handaug"][k] if v is None else v) for k, v in asked.items()}
+            self.silnet = SilNet(**shape)
+            if silnet_weights is not None:
+                state = load_state_dict_file(silnet_weights)
+                try:
+                    self.silnet.load_state_dict(state)
+                except RuntimeError as err:
+                    raise ValueError(f"silnet_weights {str(silnet_weights)!r} does not fit SilNet({shape}): {err}") from err
+        if silnet_checkpoint is not None or silnet_weights is not None:
             self.silnet.requires_grad_(False).eval()
 
     @property

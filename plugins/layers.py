@@ -31,16 +31,17 @@ def norm_layer(norm: Norm, channels: int) -> nn.Module:
     return nn.Identity()
 
 
-def double_conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential:
+def double_conv(in_channels: int, out_channels: int, stride: int = 1, bias: bool = False) -> nn.Sequential:
     """Two 3×3 conv + batch norm + ReLU layers (the U-Net block); the first may downsample by ``stride``.
 
     ``(B, in_channels, H, W)`` → ``(B, out_channels, ceil(H / stride), ceil(W / stride))``.
+    ``bias``: convolutions with a bias (redundant before batch norm; the H-GAN reference's U-Net has them).
     """
     return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False),
+        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=bias),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
-        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=bias),
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
     )

@@ -206,7 +206,7 @@ def test_realhands_provided_masks_keypoints_and_errors(tmp_path):
     with pytest.raises(ValueError, match="mask_params"):
         RealHands(tmp_path, mask_params={"blur": 3})
     with pytest.raises(ValueError, match=r"all 2 frames .* were dropped"):
-        RealHands(tmp_path, min_area=0.9, max_area=1.0)
+        RealHands(tmp_path, area_range=(0.9, 1.0))
 
 
 # ------------------------------------------------------------------------------ GANeratedHands

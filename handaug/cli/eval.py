@@ -2,6 +2,7 @@
 
     handaug-eval all --ckpt runs/hgan/export                      # everything, report in ./handaug-eval/
     handaug-eval fid --ckpt msH-GAN4=a/export --ckpt CycleGAN=b/export --features inception
+    handaug-eval fid --protocol hgan --ckpt a/export --synthetic synthhands:/data/SynthHands_Release --real realhands:/data/RealHands
     handaug-eval classifier --ckpt a/export --backbone vit_b_16 --device cuda
     handaug-eval shape --ckpt a/export
     handaug-eval pose-benefit --ckpt a/export --runs 3
@@ -10,6 +11,7 @@
 Subcommands (each writes Markdown + CSV tables, PNGs, report.md and results.json into --out):
 
 - ``fid``: FID and KID against real images (Table I), InceptionV3 features by default;
+  ``--protocol hgan`` measures exactly as the H-GAN reference code (:mod:`handaug.metrics.hgan_protocol`);
 - ``classifier``: the §IV-D Vision-Transformer tests (Tables II, III) and the confusion matrix (Fig. 7);
 - ``shape``: IoU of the translated hand's silhouette with the source mask;
 - ``pose-benefit``: a 2D keypoint regressor trained on synthetic vs translated hands, tested on real-style hands;
@@ -68,13 +70,44 @@ def _common_parser() -> argparse.ArgumentParser:
 
 def _add_fid(p: argparse.ArgumentParser, d: object) -> None:
     g = p.add_argument_group("FID / KID")
-    g.add_argument("--fid-images", type=_positive_int, default=d.fid_images, help="images per set (paper: 2000; default: %(default)s)")
+    g.add_argument("--fid-images", type=_positive_int, default=None,
+                   help=f"images per set (paper: 2000; default: {d.fid_images}, 2000 with --protocol hgan)")
     g.add_argument("--features", default=d.features,
                    help="registered feature extractor: inception (FID's InceptionV3, needs its weights) or random_conv "
                         "(tiny random CNN: ranks checkpoints, not FID values) (default: %(default)s)")
     g.add_argument("--inception-weights", help="path to weights-inception-2015-12-05-6726825d.pth or pt_inception-2015-12-05-6726825d.pth")
     g.add_argument("--kid-subsets", type=_positive_int, default=d.kid_subsets)
     g.add_argument("--kid-subset-size", type=_positive_int, default=d.kid_subset_size)
+
+
+def _add_protocol(p: argparse.ArgumentParser) -> None:
+    from handaug.metrics.hgan_protocol import REFERENCE_CROP_OFFSET, REFERENCE_CROP_SIZE
+
+    g = p.add_argument_group("protocol")
+    g.add_argument("--protocol", choices=("handaug", "hgan"), default="handaug",
+                   help="handaug: images resized and centre-cropped to --image-size, translations composited, torchmetrics; "
+                        "hgan: the H-GAN reference code's test (centroid crops at native resolution, raw generator output, "
+                        "JPEG round trip, torch-fidelity, KID subsets of n/10; --image-size is then only the procedural "
+                        "hands' size and --kid-subset-size is not used) (default: %(default)s)")
+    g.add_argument("--crop-size", type=_positive_int, default=REFERENCE_CROP_SIZE, help="hgan: side of the centroid crop (default: %(default)s)")
+    g.add_argument("--crop-offset", type=int, nargs=2, default=list(REFERENCE_CROP_OFFSET), metavar=("DX", "DY"),
+                   help="hgan: shift of the crop from the mask centroid, px right and down (default: 20 -100)")
+
+
+def _run_hgan_protocol(args: argparse.Namespace) -> None:
+    from handaug.metrics.hgan_protocol import HganProtocol, run_hgan_protocol
+    from handaug.metrics.suite import parse_checkpoints
+
+    s = settings_from_args(args)
+    settings = HganProtocol(
+        n_images=args.fid_images or HganProtocol.n_images, crop_size=args.crop_size, crop_offset=tuple(args.crop_offset),
+        kid_subsets=args.kid_subsets, features=args.features, inception_weights=args.inception_weights,
+        procedural_size=args.image_size, background=args.background, synthetic=args.synthetic, real=args.real,
+        synthetic_masks=args.synthetic_masks, real_masks=args.real_masks, seed=args.seed, device=args.device,
+        batch_size=args.batch_size, show_progress=s.show_progress,
+    )
+    run_hgan_protocol(parse_checkpoints(args.ckpt), args.out, settings)
+    print(f"report: {args.out}/report.md")
 
 
 def _add_classifier(p: argparse.ArgumentParser, d: object) -> None:
@@ -130,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=helps[name], description=helps[name])
         for measure in measures:
             adders[measure](p, d)
+        if name == "fid":
+            _add_protocol(p)
     return parser
 
 
@@ -150,7 +185,7 @@ def settings_from_args(args: argparse.Namespace):  # noqa: ANN201 - EvalSettings
         ("pose_train", "pose_train"), ("pose_test", "pose_test"), ("pose_epochs", "pose_epochs"), ("pose_runs", "runs"),
         ("grid_images", "grid_images"),
     ):
-        if hasattr(args, arg):
+        if getattr(args, arg, None) is not None:
             setattr(s, field_name, getattr(args, arg))
     if getattr(args, "inception_weights", None):
         s.feature_kwargs = {"weights": args.inception_weights}
@@ -174,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     seed_everything(args.seed)
     try:
+        if getattr(args, "protocol", "handaug") == "hgan":
+            _run_hgan_protocol(args)
+            return 0
         checkpoints = parse_checkpoints(args.ckpt)
         suite = EvalSuite(checkpoints, out=args.out, settings=settings_from_args(args))
         suite.run(SUBCOMMANDS[args.command])

@@ -13,17 +13,29 @@ from the colour frame itself:
 3. **Otsu threshold** of the filtered score separates hand from screen without a fixed level;
    the level is never below ``min_threshold`` (so a frame of green screen alone, whose score
    is one noisy mode that Otsu would split in two, yields an empty mask).
-4. **Largest contour**: only the region inside the largest external contour is kept
+4. **Contour reject** (``max_contours``, 60 by default as in the reference script): a frame
+   whose thresholded key has more outlines than this (every outline counts, holes included:
+   OpenCV's ``RETR_TREE``) is full of artefacts and is rejected: no mask (see
+   :func:`refine_green_screen`, which says so, and :class:`~handaug.data.readers.RealHands`,
+   which drops such frames). ``None`` turns the check off.
+5. **Largest contour**: only the region inside the largest external contour is kept
    (holes inside it, e.g. between a touching thumb and index, stay holes).
-5. **Closing** with an elliptical ``closing_kernel`` fills small gaps.
-6. **Erosion** with an elliptical ``erosion_kernel`` (``erosion_iterations`` times) removes
+6. **Closing** with an elliptical ``closing_kernel`` fills small gaps.
+7. **Erosion** with an elliptical ``erosion_kernel`` (``erosion_iterations`` times) removes
    the green-tinted rim.
 
 :class:`HandAreaFilter` then drops frames whose hand covers less than ``min_fraction`` or more
 than ``max_fraction`` of the image (5 % and 50 % by default) and counts what it dropped.
 
 The defaults follow H-GAN's public preprocessing script for RealHands (HSV key hue 30-90,
-saturation >= 30, value >= 40; 3 px median; 3 px closing; 3 px elliptical erosion; 5-50 % area).
+saturation >= 30, value >= 40; 3 px median; reject above 60 contours; 3 px closing; 3 px
+elliptical erosion; 5-50 % area). Two differences from that script remain, on purpose:
+
+- its area check counts the non-zero values of a **3-channel** mask against the pixel count of
+  one channel, so its bounds "5-50 %" keep frames whose hand covers 1.67-16.7 % of the image
+  (``HandAreaFilter(0.05 / 3, 0.5 / 3)`` reproduces that); handaug's 5-50 % is the true fraction;
+- it measures the area on the raw HSV key, before median, Otsu and contour cleaning; handaug
+  measures the refined mask (what training actually uses).
 """
 
 from __future__ import annotations
@@ -35,9 +47,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["HandAreaFilter", "hand_area_fraction", "refine_green_screen_mask"]
+__all__ = ["MAX_CONTOURS", "HandAreaFilter", "RefinedMask", "hand_area_fraction", "refine_green_screen", "refine_green_screen_mask"]
 
 log = logging.getLogger(__name__)
+
+#: The reference script's artefact threshold: a key with more outlines than this is rejected.
+MAX_CONTOURS = 60
 
 
 def _check_image(image_rgb: Any, argument: str = "image_rgb") -> np.ndarray:
@@ -62,7 +77,24 @@ def _check_int(name: str, value: Any, low: int, high: int) -> int:
     return int(value)
 
 
-def refine_green_screen_mask(
+@dataclass(frozen=True)
+class RefinedMask:
+    """What :func:`refine_green_screen` found in one frame.
+
+    Attributes:
+        mask: ``(H, W)`` uint8, 255 on the hand and 0 elsewhere; all zeros when no hand was
+            found or the frame was rejected.
+        contours: outlines in the thresholded key (every outline, holes included; 0 when the
+            key is empty).
+        rejected: the frame has more than ``max_contours`` outlines (the reference script drops it).
+    """
+
+    mask: np.ndarray
+    contours: int
+    rejected: bool
+
+
+def refine_green_screen(
     image_rgb: np.ndarray,
     *,
     hue_center: int = 60,
@@ -71,11 +103,12 @@ def refine_green_screen_mask(
     min_value: int = 40,
     median_kernel: int = 3,
     min_threshold: int = 127,
+    max_contours: int | None = MAX_CONTOURS,
     closing_kernel: int = 3,
     erosion_kernel: int = 3,
     erosion_iterations: int = 1,
-) -> np.ndarray:
-    """The hand mask of a green-screen frame, by the paper's §IV-B pipeline (see the module doc).
+) -> RefinedMask:
+    """The hand mask of a green-screen frame by the paper's §IV-B pipeline (see the module doc), with its contour count.
 
     Args:
         image_rgb: ``(H, W, 3)`` uint8 RGB frame of a hand in front of a green screen.
@@ -87,12 +120,11 @@ def refine_green_screen_mask(
         median_kernel: side of the median filter, odd ``>= 1`` (1: none).
         min_threshold: lowest accepted Otsu level (0-254): a pixel is hand only if its score
             ``255 - greenness`` exceeds both Otsu's level and this.
+        max_contours: reject the frame (``rejected`` true, empty mask) when the thresholded key
+            has more outlines than this (H-GAN's script: 60); ``None``: never.
         closing_kernel: diameter of the elliptical closing element, odd ``>= 1`` (1: none).
         erosion_kernel: diameter of the elliptical erosion element, odd ``>= 1`` (1: none).
         erosion_iterations: how many times to erode, ``>= 0``.
-
-    Returns:
-        ``(H, W)`` uint8 mask, 255 on the hand and 0 elsewhere; all zeros when no hand is found.
 
     Raises:
         ValueError: ``image_rgb`` is not ``(H, W, 3)`` uint8, or a parameter is out of range
@@ -105,9 +137,12 @@ def refine_green_screen_mask(
     min_value = _check_int("min_value", min_value, 0, 255)
     median_kernel = _check_odd("median_kernel", median_kernel, 1)
     min_threshold = _check_int("min_threshold", min_threshold, 0, 254)
+    if max_contours is not None:
+        max_contours = _check_int("max_contours", max_contours, 1, 2**31 - 1)
     closing_kernel = _check_odd("closing_kernel", closing_kernel, 1)
     erosion_kernel = _check_odd("erosion_kernel", erosion_kernel, 1)
     erosion_iterations = _check_int("erosion_iterations", erosion_iterations, 0, 1000)
+    empty = np.zeros(image.shape[:2], np.uint8)
 
     # 1. HSV key: greenness = saturation where the hue is the screen's, hand score = its complement.
     hsv = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2HSV)
@@ -121,29 +156,48 @@ def refine_green_screen_mask(
     if median_kernel > 1:
         score = cv2.medianBlur(score, median_kernel)
     if int(score.min()) == int(score.max()):  # flat score: Otsu has nothing to split
-        return np.zeros(image.shape[:2], np.uint8)
+        return RefinedMask(empty, 0, False)
     level, _ = cv2.threshold(score, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     _, binary = cv2.threshold(score, max(level, min_threshold), 255, cv2.THRESH_BINARY)
     if not binary.any():
-        return binary
+        return RefinedMask(binary, 0, False)
 
-    # 4. Keep what lies inside the largest external contour (its holes stay holes).
+    # 4. Too many outlines (holes included, as the reference counts them) means artefacts.
+    outlines, _ = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
+    if max_contours is not None and len(outlines) > max_contours:
+        return RefinedMask(empty, len(outlines), True)
+
+    # 5. Keep what lies inside the largest external contour (its holes stay holes).
     contours, _ = cv2.findContours(binary, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
-        return np.zeros(image.shape[:2], np.uint8)
+        return RefinedMask(empty, len(outlines), False)
     largest = max(contours, key=cv2.contourArea)
     region = np.zeros_like(binary)
     cv2.drawContours(region, [largest], -1, 255, thickness=cv2.FILLED)
     mask = cv2.bitwise_and(binary, region)
 
-    # 5. Closing fills small gaps; 6. erosion trims the green rim.
+    # 6. Closing fills small gaps; 7. erosion trims the green rim.
     if closing_kernel > 1:
         element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (closing_kernel, closing_kernel))
         mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, element)
     if erosion_kernel > 1 and erosion_iterations > 0:
         element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (erosion_kernel, erosion_kernel))
         mask = cv2.erode(mask, element, iterations=erosion_iterations)
-    return np.where(mask > 0, 255, 0).astype(np.uint8)
+    return RefinedMask(np.where(mask > 0, 255, 0).astype(np.uint8), len(outlines), False)
+
+
+def refine_green_screen_mask(image_rgb: np.ndarray, **params: Any) -> np.ndarray:
+    """The hand mask of a green-screen frame: :func:`refine_green_screen`'s ``mask`` (same parameters).
+
+    Returns:
+        ``(H, W)`` uint8 mask, 255 on the hand and 0 elsewhere; all zeros when no hand is found
+        or the frame has more than ``max_contours`` outlines (60 by default).
+
+    Raises:
+        ValueError: ``image_rgb`` is not ``(H, W, 3)`` uint8, or a parameter is out of range.
+        TypeError: an unknown parameter.
+    """
+    return refine_green_screen(image_rgb, **params).mask
 
 
 def hand_area_fraction(mask: np.ndarray) -> float:
@@ -204,5 +258,9 @@ class HandAreaFilter:
         total = self.kept + self.dropped
         return (
             f"dropped {self.dropped} of {total} frames whose hand area is outside "
-            f"[{self.min_fraction:.0%}, {self.max_fraction:.0%}] of the image; kept {self.kept}"
+            f"[{_percent(self.min_fraction)}, {_percent(self.max_fraction)}] of the image; kept {self.kept}"
         )
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:.3g}%"
