@@ -509,13 +509,13 @@ def test_image_folder_keypoints_per_image_and_one_file(tmp_path):
 @pytest.mark.slow
 def test_handaug_train_on_synthhands_and_realhands_fixtures(tmp_path, monkeypatch):
     from handaug import read_checkpoint
-    from handaug.cli.train import main
+    from handaug.cli.train import demo_config_path, main
 
     make_synthhands(tmp_path / "SynthHands", n=6, size=64)
     make_realhands(tmp_path / "RealHands", n=6, size=64)
     monkeypatch.chdir(tmp_path)
     main([
-        "--demo", "--trainer.default_root_dir", "out",
+        "--config", str(demo_config_path()), "--trainer.default_root_dir", "out",  # --demo itself refuses other data
         "--data.synthetic", f"synthhands:{tmp_path / 'SynthHands'}",
         "--data.real", f"realhands:{tmp_path / 'RealHands'}",
         "--data.synthetic_kwargs", "{}", "--data.real_kwargs", "{}",
