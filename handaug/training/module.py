@@ -54,9 +54,11 @@ class HGAN(L.LightningModule):
     weight, so the paper's 0.5 with a cycle weight of 10 puts an effective weight of 5 on each
     identity L1 term.
 
-    With ``mask_generated`` (the paper's choice), every generator output (translation,
-    reconstruction, identity) is composited over its input with the input's hand mask: only the
-    hand is learnt and judged.
+    With ``mask_generated`` (the paper's choice), the translations are composited over their
+    input with the input's hand mask, so only the hand is learnt and judged; with
+    ``composite_reconstructions`` (handaug's default) the cycle reconstructions and identity
+    outputs are composited too, so the cycle and identity terms measure the hand only. The H-GAN
+    reference code takes those two terms on the raw outputs (background included).
 
     Args:
         generator: registry name of both generators (``"resnet"``).
@@ -74,7 +76,9 @@ class HGAN(L.LightningModule):
         init_type: ``"xavier"`` (paper), ``"normal"`` (CycleGAN), ``"kaiming"``, ``"orthogonal"``
             or ``"none"``; frozen parameters (VGG) are never re-initialised.
         init_gain: gain / standard deviation of the initialisation (0.02).
-        mask_generated: composite generator outputs with the hand masks.
+        mask_generated: composite the translations with the hand masks.
+        composite_reconstructions: with ``mask_generated``, also composite the reconstructions
+            and identity outputs before their L1 terms (``False``: raw, as the reference code).
         extra_losses: registry names of extra generator losses (``["geoconsistency"]`` for
             GeoConGAN; ``handaug plugins`` lists them), applied in both directions.
         extra_loss_kwargs: keyword arguments per extra loss name
@@ -97,6 +101,7 @@ class HGAN(L.LightningModule):
         init_type: Literal["xavier", "normal", "kaiming", "orthogonal", "none"] = "xavier",
         init_gain: float = 0.02,
         mask_generated: bool = True,
+        composite_reconstructions: bool = True,
         extra_losses: Sequence[str] | None = None,
         extra_loss_kwargs: dict[str, dict[str, Any]] | None = None,
     ) -> None:
@@ -195,9 +200,11 @@ class HGAN(L.LightningModule):
         """Translate ``(B, 3, H, W)`` synthetic images in ``[-1, 1]`` to the real domain."""
         return self.generator_s2r(synthetic)
 
-    def _translate(self, generator: nn.Module, source: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _translate(self, generator: nn.Module, source: torch.Tensor, mask: torch.Tensor, *, reconstruction: bool = False) -> torch.Tensor:
         out = generator(source)
-        return composite(out, source, mask) if self.hparams.mask_generated else out
+        hp = self.hparams
+        keep = hp.mask_generated and (not reconstruction or hp.get("composite_reconstructions", True))
+        return composite(out, source, mask) if keep else out
 
     def generator_losses(
         self,
@@ -220,12 +227,12 @@ class HGAN(L.LightningModule):
             "adv_s2r": lsgan_generator_loss(self.discriminator_real(fake_real)),
             "adv_r2s": lsgan_generator_loss(self.discriminator_synthetic(fake_synthetic)),
         }
-        rec_synthetic = self._translate(self.generator_r2s, fake_real, mask_s)
-        rec_real = self._translate(self.generator_s2r, fake_synthetic, mask_r)
+        rec_synthetic = self._translate(self.generator_r2s, fake_real, mask_s, reconstruction=True)
+        rec_real = self._translate(self.generator_s2r, fake_synthetic, mask_r, reconstruction=True)
         losses["cycle"] = hp.lambda_cycle * (F.l1_loss(rec_synthetic, synthetic) + F.l1_loss(rec_real, real))
         if hp.lambda_identity > 0:
-            idt_real = self._translate(self.generator_s2r, real, mask_r)
-            idt_synthetic = self._translate(self.generator_r2s, synthetic, mask_s)
+            idt_real = self._translate(self.generator_s2r, real, mask_r, reconstruction=True)
+            idt_synthetic = self._translate(self.generator_r2s, synthetic, mask_s, reconstruction=True)
             weight = hp.lambda_cycle * hp.lambda_identity
             losses["identity"] = weight * (F.l1_loss(idt_real, real) + F.l1_loss(idt_synthetic, synthetic))
         for name, loss in self.extra_losses.items():
