@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from handaug.checkpoint import GeneratorCheckpoint, read_checkpoint
+from handaug.fork_safety import register_fork_handler
 from handaug.hand_crop import gather_windows, hand_window_groups, paste_windows
 from handaug.image_tensors import check_images, check_mask, from_model_range, to_model_range
 from handaug.precision import PRECISIONS, Precision, resolve_precision
@@ -32,6 +33,10 @@ from handaug.precision import PRECISIONS, Precision, resolve_precision
 MaskMode = Literal["composite", "none"]
 MASK_MODES: tuple[str, ...] = ("composite", "none")
 PathLike = str | os.PathLike[str]
+
+# Children forked after a translation (multiprocessing.Pool with fork) run torch on one thread
+# instead of hanging in OpenMP; see handaug.fork_safety. Registered once, at ``import handaug``.
+register_fork_handler()
 
 
 def _as_paths(ckpt: PathLike | Sequence[PathLike]) -> list[PathLike]:
@@ -180,7 +185,9 @@ class SynthToReal(nn.Module):
 
     The module holds no weights of its own: generators are loaded on first use in each process
     (so pickling it for DataLoader workers never copies weights) and run without gradients in
-    eval mode. Calls from several threads are safe.
+    eval mode. Calls from several threads are safe. Processes forked after a translation (e.g. a
+    ``multiprocessing.Pool`` with the fork start method) run torch on one thread instead of
+    hanging in OpenMP (see :mod:`handaug.fork_safety`).
     """
 
     #: Pixels per generator call on the CPU (larger batches are split; 2 images of 256², 8 of 128²).
