@@ -138,7 +138,8 @@ class SynthToReal(nn.Module):
     """Translate synthetic hand images to the real domain with trained generators.
 
     Args:
-        ckpt: a handaug generator checkpoint (directory or ``.safetensors`` file), or a list of
+        ckpt: a handaug generator checkpoint (directory or ``.safetensors`` file, or a Hugging
+            Face Hub name ``hf://ORG/REPO[@REVISION][/SUBFOLDER]``, see :mod:`handaug.hub`), or a list of
             them: a pool from which one generator is drawn per image (e.g. checkpoints trained on
             different subjects or skin tones), for more appearance diversity than one CycleGAN.
         p: probability that an image is translated (a Python or numpy real number in ``[0, 1]``).
