@@ -103,7 +103,9 @@ def fetch_checkpoint(name: str) -> Path:
     try:
         from huggingface_hub import hf_hub_download
     except ImportError as err:
-        raise ImportError(f"checkpoint {name!r} is on the Hugging Face Hub: pip install 'handaug[hub]' (huggingface_hub)") from err
+        raise ImportError(
+            f"checkpoint {name!r} is on the Hugging Face Hub: pip install 'handaug[hub]' (huggingface_hub)"
+        ) from err
     if location.path_in_repo.endswith(".safetensors"):
         files = [location.path_in_repo]
     else:
@@ -137,7 +139,9 @@ def _first_line(err: BaseException) -> str:
 #: The model card's file name in a Hub repository.
 MODEL_CARD_FILE = "README.md"
 #: Tags of every handaug model card (the Hub's search facets).
-HUB_TAGS: tuple[str, ...] = ("handaug", "image-to-image", "gan", "cyclegan", "hand-pose", "synthetic-to-real", "data-augmentation")
+HUB_TAGS: tuple[str, ...] = (
+    "handaug", "image-to-image", "gan", "cyclegan", "hand-pose", "synthetic-to-real", "data-augmentation",
+)  # fmt: skip
 #: Longest rendering of one config value in the model card's tables.
 _MAX_CELL = 200
 
@@ -226,12 +230,13 @@ def model_card(config: dict[str, Any], *, license: str = "other", repo_id: str |
         },
     }
     name = repo_id or "ORG/REPO"
+    direction = _cell(config.get("direction", "synthetic_to_real")).replace("_", " ")
     lines = [
         "---",
         yaml.safe_dump(front, sort_keys=False, width=float("inf")).rstrip("\n"),
         "---",
         "",
-        f"# {_cell(name)}: {_cell(config.get('direction', 'synthetic_to_real')).replace('_', ' ')} hand images (handaug H-GAN)",
+        f"# {_cell(name)}: {direction} hand images (handaug H-GAN)",
         "",
         "A generator trained with handaug (`pip install handaug`): it changes only the appearance of",
         "hand images, so image size, hand silhouette and 2D/3D keypoints stay exactly as they were.",

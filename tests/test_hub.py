@@ -24,7 +24,7 @@ import yaml
 
 import handaug
 from handaug import load_generator, read_checkpoint, save_generator
-from handaug.hub import HubCheckpoint, export_hub_folder, fetch_checkpoint, parse_hub_name
+from handaug.hub import HubCheckpoint, fetch_checkpoint, parse_hub_name
 from handaug.registry import create_generator
 
 huggingface_hub = pytest.importorskip("huggingface_hub", reason="the hub extra (pip install 'handaug[hub]')")
@@ -59,7 +59,7 @@ def add_to_cache(cache: Path, repo_id: str, files: dict[str, Path], commit: str 
 
 
 def checkpoint_files(ckpt_dir: Path, prefix: str = "") -> dict[str, Path]:
-    return {prefix + "config.json": ckpt_dir / "config.json", prefix + "generator.safetensors": ckpt_dir / "generator.safetensors"}
+    return {prefix + name: ckpt_dir / name for name in ("config.json", "generator.safetensors")}
 
 
 @pytest.fixture

@@ -139,8 +139,9 @@ def test_by_default_no_mask_is_read_and_every_mask_is_left_alone(ckpt):
 def test_hand_mask_from_an_additional_target_next_to_a_segmentation_mask(ckpt):
     image, hand_mask, keypoints, _ = hand()
     labels = (np.arange(64 * 64).reshape(64, 64) % 5).astype(np.uint8)
-    pipeline = A.Compose([*geometric(), SynthToReal(ckpt, precision="fp32", hand_mask_key="hand_mask")],
-                         keypoint_params=KEYPOINTS, additional_targets={"hand_mask": "mask"}, strict=True, seed=3)  # fmt: skip
+    s2r = SynthToReal(ckpt, precision="fp32", hand_mask_key="hand_mask")
+    pipeline = A.Compose([*geometric(), s2r], keypoint_params=KEYPOINTS, additional_targets={"hand_mask": "mask"},
+                         strict=True, seed=3)  # fmt: skip
     plain = A.Compose(geometric(), keypoint_params=KEYPOINTS, additional_targets={"hand_mask": "mask"}, seed=3)
     out = pipeline(image=image, mask=labels, hand_mask=hand_mask, keypoints=keypoints)
     ref = plain(image=image, mask=labels, hand_mask=hand_mask, keypoints=keypoints)

@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
                         "the folder to write, required)")
     parser.add_argument("--license", default="other",
                         help="with --format hub: the model card's license identifier, e.g. mit (default: %(default)s)")
-    parser.add_argument("--repo-id", metavar="ORG/REPO", help="with --format hub: the repository name for the card's usage example")
+    parser.add_argument("--repo-id", metavar="ORG/REPO",
+                        help="with --format hub: the repository name for the card's usage example")
     parser.add_argument("--example-size", type=int, default=128, help="side of the tracing input (multiple of the stride)")
     parser.add_argument("--opset", type=int, help="ONNX opset version")
     parser.add_argument("--direction", choices=DIRECTIONS, default="synthetic_to_real",
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_intermixed_args(argv)  # the folder may follow --format hub
     if args.dir is not None:
         if args.format != HUB_FORMAT:
-            parser.error(f"a second positional argument (the folder) goes with --format hub only; use --out with --format {args.format}")
+            parser.error("a second positional argument (the folder) goes with --format hub only; "
+                         f"use --out with --format {args.format}")
         if args.out is not None and args.out != args.dir:
             parser.error(f"give the folder once: {args.dir!r} or --out {args.out!r}")
         args.out = args.dir
