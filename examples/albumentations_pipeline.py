@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> None:
                  " or pass --ckpt")  # fmt: skip
 
     keypoint_params = A.KeypointParams(format="xy", remove_invisible=False)
-    pipeline = A.Compose([*geometric(), SynthToReal(args.ckpt, p=1.0)], keypoint_params=keypoint_params)
+    # hand_mask_key names the target that holds the hand mask (here the call's "mask"); without it
+    # no mask is read and whole images are translated.
+    pipeline = A.Compose([*geometric(), SynthToReal(args.ckpt, p=1.0, hand_mask_key="mask")], keypoint_params=keypoint_params)
     geometric_only = A.Compose(geometric(), keypoint_params=keypoint_params)
 
     hands = ProceduralHands("synthetic", image_size=64, length=args.count, seed=0)

@@ -48,6 +48,7 @@ import torch.nn as nn
 from handaug._version import __version__
 from handaug.atomic_files import file_sha256, replaced_atomically, write_bytes_atomically
 from handaug.checkpoint_config import DIRECTIONS, FORMAT, FORMAT_VERSION, MAX_CONFIG_BYTES, parse_config, validate_config
+from handaug.hub import fetch_checkpoint, is_hub_name
 from handaug.registry import ArgumentOutOfBounds, NetworkSpec, PluginError, create_generator, get_registry, network_spec
 from handaug.untrusted_text import shown
 
@@ -424,19 +425,24 @@ def read_checkpoint(path: str | os.PathLike[str], *, verify: bool = True) -> Gen
     """Read and validate a checkpoint (directory or ``.safetensors`` file) without building it.
 
     Args:
-        path: the checkpoint directory or ``.safetensors`` file.
+        path: the checkpoint directory or ``.safetensors`` file, or a Hugging Face Hub name
+            ``hf://ORG/REPO[@REVISION][/SUBFOLDER]`` (fetched into the Hub cache by
+            :func:`handaug.hub.fetch_checkpoint`, then checked like a local checkpoint).
         verify: also run :meth:`GeneratorCheckpoint.verify` (plugin, argument bounds, stride,
             weights header against the network on ``meta``, finite weights). Only the config
             is checked without it, and the generator's plugin need not be installed.
 
     Raises:
-        FileNotFoundError: ``path`` or one of its files does not exist.
+        FileNotFoundError: ``path`` or one of its files does not exist (on the Hub: or cannot be fetched).
+        ImportError: an ``hf://`` name without ``huggingface_hub`` installed.
         PluginError: the generator's plugin is not installed (with ``verify``).
         ValueError: the files are corrupt, of another format or kind (a Lightning ``.ckpt`` is
             recognised without unpickling it, and the message says how to export its generator),
             from a newer handaug, or (with ``verify``) do not fit the network or hold NaN/inf;
             the message names the file and the key or tensor.
     """
+    if is_hub_name(path):
+        path = fetch_checkpoint(str(path))
     path = Path(path)
     if path.is_dir():
         config, weights = _read_config_dir(path)
@@ -451,7 +457,7 @@ def read_checkpoint(path: str | os.PathLike[str], *, verify: bool = True) -> Gen
 
 
 def load_generator(path: str | os.PathLike[str], device: torch.device | str | None = None) -> nn.Module:
-    """Rebuild the generator saved at ``path`` (directory or ``.safetensors``), in eval mode.
+    """Rebuild the generator saved at ``path`` (directory, ``.safetensors`` or ``hf://`` name), in eval mode.
 
     No Lightning, no pickle: the network is created by registry name from the JSON config and
     its weights are read with safetensors. The result maps ``(B, 3, H, W)`` float in ``[-1, 1]``

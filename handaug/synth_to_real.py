@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from handaug.checkpoint import GeneratorCheckpoint, read_checkpoint
+from handaug.fork_safety import register_fork_handler
 from handaug.hand_crop import gather_windows, hand_window_groups, paste_windows
 from handaug.image_tensors import check_images, check_mask, from_model_range, to_model_range
 from handaug.precision import PRECISIONS, Precision, resolve_precision
@@ -32,6 +33,10 @@ from handaug.precision import PRECISIONS, Precision, resolve_precision
 MaskMode = Literal["composite", "none"]
 MASK_MODES: tuple[str, ...] = ("composite", "none")
 PathLike = str | os.PathLike[str]
+
+# Children forked after a translation (multiprocessing.Pool with fork) run torch on one thread
+# instead of hanging in OpenMP; see handaug.fork_safety. Registered once, at ``import handaug``.
+register_fork_handler()
 
 
 def _as_paths(ckpt: PathLike | Sequence[PathLike]) -> list[PathLike]:
@@ -133,7 +138,8 @@ class SynthToReal(nn.Module):
     """Translate synthetic hand images to the real domain with trained generators.
 
     Args:
-        ckpt: a handaug generator checkpoint (directory or ``.safetensors`` file), or a list of
+        ckpt: a handaug generator checkpoint (directory or ``.safetensors`` file, or a Hugging
+            Face Hub name ``hf://ORG/REPO[@REVISION][/SUBFOLDER]``, see :mod:`handaug.hub`), or a list of
             them: a pool from which one generator is drawn per image (e.g. checkpoints trained on
             different subjects or skin tones), for more appearance diversity than one CycleGAN.
         p: probability that an image is translated (a Python or numpy real number in ``[0, 1]``).
@@ -180,7 +186,9 @@ class SynthToReal(nn.Module):
 
     The module holds no weights of its own: generators are loaded on first use in each process
     (so pickling it for DataLoader workers never copies weights) and run without gradients in
-    eval mode. Calls from several threads are safe.
+    eval mode. Calls from several threads are safe. Processes forked after a translation (e.g. a
+    ``multiprocessing.Pool`` with the fork start method) run torch on one thread instead of
+    hanging in OpenMP (see :mod:`handaug.fork_safety`).
     """
 
     #: Pixels per generator call on the CPU (larger batches are split; 2 images of 256², 8 of 128²).
@@ -238,13 +246,16 @@ class SynthToReal(nn.Module):
     def _init_process_state(self) -> None:
         self._lock = threading.Lock()
         self._replicas: dict[str, list[nn.Module]] = {}
+        # The autocast dtype of each device, resolved when its generators load (torch.compile cannot
+        # trace the CPU feature query behind precision="auto").
+        self._autocast: dict[str, torch.dtype | None] = {}
         self._rng: torch.Generator | None = self._user_generator
         self._rng_pid: int | None = os.getpid() if self._user_generator is not None else None
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickled for DataLoader workers (spawn) or multiprocessing: never the weights, locks or RNG.
         state = self.__dict__.copy()
-        for key in ("_lock", "_replicas", "_rng", "_rng_pid"):
+        for key in ("_lock", "_replicas", "_autocast", "_rng", "_rng_pid"):
             state.pop(key, None)
         return state
 
@@ -271,6 +282,11 @@ class SynthToReal(nn.Module):
         key = str(device)
         replicas = self._replicas.get(key)
         if replicas is None:
+            if torch.compiler.is_compiling():
+                raise RuntimeError(
+                    f"the generators are not loaded on {key} yet and torch.compile cannot load them: call "
+                    f"the transform once without compiling on a batch on {key}, or call .generators({key!r}), first"
+                )
             with self._lock:
                 replicas = self._replicas.get(key)
                 if replicas is None:
@@ -280,6 +296,7 @@ class SynthToReal(nn.Module):
                         if device.type == "cuda":
                             g = g.to(memory_format=torch.channels_last)
                         replicas.append(torch.compile(g) if self.compile else g)
+                    self._autocast[key] = resolve_precision(self.precision, device)
                     self._replicas[key] = replicas
         return replicas
 
@@ -329,7 +346,18 @@ class SynthToReal(nn.Module):
             masks: ``(B, 1, H, W)`` float in ``[0, 1]`` for compositing, or ``None``.
             chosen: ``(B,)`` bool, which images to translate (the others are copied unchanged).
             assignment: ``(B,)`` int64, index of the pool generator for each image (default 0).
+
+        While ``torch.compile`` traces this method, every image is translated and the ``chosen``
+        ones are picked with ``torch.where`` (so are the pool members' outputs): nothing has a
+        data-dependent shape, and the graph has no break (``fullgraph=True`` works). Eager calls
+        translate only the chosen images. ``hand_crop`` cannot be traced (its windows depend on
+        the masks' values): it raises then.
         """
+        if torch.compiler.is_compiling():
+            translated = self._translate_all(images, masks, assignment)
+            if chosen is None:
+                return translated
+            return torch.where(chosen.to(images.device).reshape(-1, 1, 1, 1), translated, images)
         select = None if chosen is None else chosen.nonzero().squeeze(1)
         sub = images if select is None else images[select.to(images.device)]
         sub_masks = None if masks is None else (masks if select is None else masks[select.to(masks.device)])
@@ -346,11 +374,16 @@ class SynthToReal(nn.Module):
         x = images.to(device, non_blocking=True)
         m = None if masks is None else masks.to(device, non_blocking=True)
         generators = self.generators(device)
-        autocast_dtype = resolve_precision(self.precision, device)
+        autocast_dtype = self._autocast[str(torch.device(device))]
         with torch.inference_mode():
             model_in = to_model_range(x)
             if assignment is None:
                 model_out = self._generate(generators[0], self.checkpoints[0], model_in, m, autocast_dtype)
+            elif torch.compiler.is_compiling():  # no data-dependent row selection: each member translates all
+                member = assignment.to(device).reshape(-1, 1, 1, 1)
+                model_out = self._generate(generators[0], self.checkpoints[0], model_in, m, autocast_dtype)
+                for k, (g, ckpt) in enumerate(zip(generators[1:], self.checkpoints[1:]), start=1):
+                    model_out = torch.where(member == k, self._generate(g, ckpt, model_in, m, autocast_dtype), model_out)
             else:
                 model_out = torch.empty_like(model_in)
                 for k, (g, ckpt) in enumerate(zip(generators, self.checkpoints)):
@@ -378,6 +411,11 @@ class SynthToReal(nn.Module):
             # The generator learnt hands on this background: give it the same.
             x = torch.where(mask > 0, x, torch.as_tensor(ckpt.background, dtype=x.dtype, device=x.device))
         if mask is not None and self.hand_crop:
+            if torch.compiler.is_compiling():
+                raise ValueError(
+                    "hand_crop=True cannot be compiled (its windows depend on the masks' values); "
+                    "use hand_crop=False under torch.compile"
+                )
             out = x.clone()  # images without a hand keep their input: compositing discards it anyway
             for group in hand_window_groups(mask, self.crop_margin, self.stride, self.min_side):
                 part = x[group.indices]

@@ -3,16 +3,17 @@
 Each module imports its library, so import only the one you use:
 
 - :mod:`handaug.integrations.albumentations`: ``SynthToReal``, an ``A.ImageOnlyTransform`` for
-  numpy ``(H, W, 3)`` images in ``A.Compose``; uses the call's ``mask`` for compositing;
-  serialisable with ``A.to_dict`` / ``A.from_dict`` (the checkpoint as a path).
+  numpy ``(H, W, 3)`` images in ``A.Compose``; composites with the hand mask of the target named
+  by ``hand_mask_key`` (none by default: no mask is read); parameters declared in an
+  ``InitSchema``; serialisable with ``A.to_dict`` / ``A.from_dict`` (the checkpoint as a path).
 - :mod:`handaug.integrations.kornia`: ``SynthToReal``, an ``IntensityAugmentationBase2D`` for
   ``(B, 3, H, W)`` batches (GPU) in ``K.AugmentationSequential``, per-image ``p``; hand masks
-  through a direct call ``aug(images, mask=masks)``.
+  through a direct call ``aug(images, mask=masks)``; ``torch.compile(fullgraph=True)`` works.
 - :mod:`handaug.integrations.torchvision`: ``SynthToReal``, a ``transforms.v2.Transform`` that
   changes only images; ``use_mask=True`` takes the hand mask from the sample's ``tv_tensors.Mask``.
 
 In all three only the images change: keypoints (2D or with 3D columns), boxes, masks and labels
 come back as they went in. The host library's own randomness decides whether a call or an image
-is translated. Generators are loaded lazily in each process and never pickled, so the
-transforms can be sent to DataLoader workers (fork or spawn).
+is translated. Generators are never pickled, so the transforms can be sent to DataLoader workers
+or a ``multiprocessing.Pool`` (fork or spawn; see :mod:`handaug.fork_safety`).
 """

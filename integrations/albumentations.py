@@ -3,22 +3,33 @@
 >>> import albumentations as A
 >>> from handaug.integrations.albumentations import SynthToReal
 >>> pipeline = A.Compose(
-...     [A.Affine(rotate=(-30, 30), p=1.0), SynthToReal("runs/hgan/export", p=0.7)],
+...     [A.Affine(rotate=(-30, 30), p=1.0), SynthToReal("runs/hgan/export", p=0.7, hand_mask_key="hand_mask")],
 ...     keypoint_params=A.KeypointParams(format="xy", remove_invisible=False),
+...     additional_targets={"hand_mask": "mask"},
 ... )
->>> out = pipeline(image=image, mask=hand_mask, keypoints=joints)  # joints (21, 2) or (21, 2 + 3)
+>>> out = pipeline(image=image, mask=segmentation, hand_mask=hand_mask, keypoints=joints)  # joints (21, 2) or (21, 2 + 3)
 
 It is an :class:`albumentations.ImageOnlyTransform`: only the image changes. Keypoints (with any
 extra columns, e.g. 3D joints carried as ``(N, 2 + 3)``), boxes, masks and labels come back as
 they went in, because the translation never moves a pixel.
 
-Hand mask: when the call carries a ``mask`` (``(H, W)`` or ``(H, W, 1)``; non-zero is hand, or a
-float alpha in ``[0, 1]``), the translated hand is pasted over the original background, so
-pixels outside the mask are unchanged bit for bit (see :class:`handaug.SynthToReal`). The mask
-is the one at this point of the pipeline, i.e. after the geometric transforms before it. For
-``images`` (a stack ``(N, H, W, 3)``) the hand masks are ``masks`` ``(N, H, W)`` (one per image)
-or a single ``mask`` shared by all; for a ``volume`` ``(D, H, W, 3)`` (e.g. a video clip) it is
-``mask3d`` ``(D, H, W)``, for ``volumes`` ``masks3d``.
+**Hand mask: named, never guessed.** In albumentations a ``mask`` is often a segmentation map
+(several classes, several channels), so this transform reads no mask unless ``hand_mask_key``
+names the target that holds the hand: ``hand_mask_key="mask"`` for the call's ``mask``, or the
+name of an additional target declared as a mask (``A.Compose(..., additional_targets={"hand_mask":
+"mask"})``), which the geometric transforms before it warp like any mask. Without it
+(the default) whole images are translated and every mask is left alone. The named hand mask is
+``(H, W)`` or ``(H, W, 1)``: ``bool``, an integer type (non-zero is hand) or a float alpha in
+``[0, 1]``; the translated hand is pasted over the original background, so pixels outside the
+mask are unchanged bit for bit (see :class:`handaug.SynthToReal`). For ``images`` (a stack
+``(N, H, W, 3)``) it is one mask per image ``(N, H, W)`` (or ``(N, H, W, 1)``) or one ``(H, W)``
+shared by all; for a ``volume`` ``(D, H, W, 3)`` one per slice ``(D, H, W)``, for ``volumes`` one
+per slice of each ``(N, D, H, W)``. Anything else (a 3-channel mask, a stack that does not match)
+is an error naming the target. A call without the named target is an error too.
+
+Parameters: declared in ``InitSchema`` as albumentations 2.0's own transforms do, so bad values
+raise albumentations' ``ValueError`` naming the parameter, ``strict=True`` is accepted and an
+unknown argument is a warning (an error with ``strict=True`` here or in ``A.Compose``).
 
 Randomness is albumentations': the base class decides with probability ``p`` whether a call is
 translated (one decision per call, as for every albumentations transform, so a whole ``images``
@@ -30,43 +41,41 @@ The hand mask is read in ``get_params_dependent_on_data`` and kept with the call
 so ``A.ReplayCompose`` replays the recorded call's mask too (replay it on the same sample).
 
 Images: ``(H, W, 3)`` RGB ``uint8`` or ``float32`` in ``[0, 1]`` (albumentations' two image
-types); the output has the input's shape and dtype. ``images`` stacks run through the generator
-as one batch.
+types), any size; the output has the input's shape and dtype. ``images`` stacks run through the
+generator as one batch.
 
-Serialisation: ``A.to_dict`` stores the checkpoint *path* (never weights); ``A.from_dict`` needs
-this module imported first (``import handaug.integrations.albumentations``) so that albumentations
-knows the class. Generators are loaded on first use in each process, so pipelines pickle small
-for DataLoader workers (fork or spawn).
+Serialisation: ``A.to_dict`` stores the checkpoint *path* (never weights; an ``hf://`` name stays
+a name); ``A.from_dict`` needs this module imported first (``import handaug.integrations.albumentations``)
+so that albumentations knows the class. Generators are loaded on first use in each process, so
+pipelines pickle small for DataLoader workers and ``multiprocessing.Pool`` (fork or spawn).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import albumentations as A
 import numpy as np
 import torch
+from albumentations.core.transforms_interface import BaseTransformInitSchema
+from pydantic import Field, field_validator
 
 import handaug
 from handaug.image_tensors import check_images, check_mask
 from handaug.precision import Precision
-from handaug.synth_to_real import MaskMode, PathLike, check_probability
+from handaug.synth_to_real import MaskMode, PathLike
 
 __all__ = ["SynthToReal"]
 
-#: The mask key that goes with each image target of albumentations.
-_MASK_KEYS: dict[str, tuple[str, ...]] = {
-    "image": ("mask",),
-    "images": ("masks", "mask"),
-    "volume": ("mask3d",),
-    "volumes": ("masks3d",),
-}
+#: albumentations' image targets, in the order they are looked for in a call.
+_IMAGE_TARGETS: tuple[str, ...] = ("image", "images", "volume", "volumes")
 
 
 def _to_tensor(array: np.ndarray) -> torch.Tensor:
-    """A torch view of ``array`` (a copy only when numpy marks it read-only)."""
+    """A torch view of ``array`` (a copy only when numpy marks it read-only or it is not contiguous)."""
     if not array.flags.writeable:
         array = array.copy()
     return torch.from_numpy(np.ascontiguousarray(array))
@@ -82,57 +91,108 @@ def _images_tensor(images: np.ndarray, argument: str) -> torch.Tensor:
     return check_images(batch, argument)
 
 
-def _mask_tensor(mask: Any, count: int, size: tuple[int, int], argument: str) -> torch.Tensor:
-    """Hand masks for ``count`` images of ``size`` → ``(count, 1, H, W)`` tensor (bool for integer
-    masks, the float alpha otherwise; values are checked by :func:`check_mask` afterwards).
+def _hand_masks(mask: Any, lead: tuple[int, ...], size: tuple[int, int], key: str) -> torch.Tensor:
+    """The hand mask target ``key`` for images of leading shape ``lead`` and ``size`` → ``(N, 1, H, W)``
+    (bool for bool and integer masks, non-zero being hand; the float alpha otherwise), N = prod(lead).
 
-    Accepted: ``(..., H, W)`` or ``(..., H, W, 1)`` whose leading dimensions hold ``count`` masks
-    in the images' order, or a single ``(H, W)`` mask shared by all images.
+    Accepted: one mask shared by all images, ``(H, W)`` or ``(H, W, 1)``, or one per image,
+    ``(*lead, H, W)`` or ``(*lead, H, W, 1)``; a list of masks is stacked first.
+
+    Raises:
+        ValueError: naming ``key``: not an array, another shape (a multi-channel mask is not a
+            hand mask), or a dtype that is not bool, integer or floating point.
     """
     if isinstance(mask, (list, tuple)) and mask:
         mask = np.stack(mask)
     if not isinstance(mask, np.ndarray):
-        raise ValueError(f"{argument} must be a numpy array, got {type(mask).__name__}")
-    m = mask[..., 0] if mask.ndim >= 3 and mask.shape[-1] == 1 and mask.shape[-3:-1] == size else mask
-    if m.ndim < 2 or m.shape[-2:] != size:
-        raise ValueError(f"{argument} of shape {mask.shape} does not match the image size {size[0]}×{size[1]}")
-    t = _to_tensor(m)
-    if t.ndim == 2:
-        t = t.expand(count, *size)
-    t = t.reshape(-1, *size)
-    if t.shape[0] != count:
+        raise ValueError(f"hand mask {key!r} must be a numpy array, got {type(mask).__name__}")
+    shape = tuple(mask.shape)
+    shared = (size, (*size, 1))
+    per_image = ((*lead, *size), (*lead, *size, 1))
+    if shape not in shared + per_image:
+        accepted = " or ".join(str(s) for s in dict.fromkeys(shared + per_image))
         raise ValueError(
-            f"{argument} of shape {mask.shape} holds {t.shape[0]} masks for {count} images: give one per image"
+            f"hand mask {key!r} must have shape {accepted} for images of shape {(*lead, *size, 3)}, got {shape}: "
+            f"a multi-channel or label mask is not a hand mask; pass the hand's own mask (e.g. as an additional target)"
         )
+    if not (mask.dtype == np.bool_ or np.issubdtype(mask.dtype, np.integer) or np.issubdtype(mask.dtype, np.floating)):
+        raise ValueError(f"hand mask {key!r} must be bool, integer or floating point, got dtype {mask.dtype}")
+    t = _to_tensor(mask)
+    if t.ndim == len(shape) and shape[-1:] == (1,) and shape[:-1] in (size, (*lead, *size)):
+        t = t[..., 0]
     if not t.dtype.is_floating_point:
-        t = t != 0  # bool, uint8 0/255 or integer labels: non-zero is hand
-    return t.unsqueeze(1)
+        t = t != 0  # bool, uint8 0/255 or integers: non-zero is hand
+    count = math.prod(lead)
+    return t.reshape(-1, 1, *size).expand(count, 1, *size)
 
 
 class SynthToReal(A.ImageOnlyTransform):
     """Translate the image from the synthetic to the real domain with a trained H-GAN generator.
 
     Args:
-        ckpt: a handaug generator checkpoint (directory or ``.safetensors``) or a list of them
-            (a pool: one generator drawn per image). Stored as path strings.
+        ckpt: a handaug generator checkpoint (directory, ``.safetensors`` or ``hf://ORG/REPO``)
+            or a list of them (a pool: one generator drawn per image). Stored as strings.
         p: probability that a call is translated (albumentations' per-call decision).
         device: where the generator runs (e.g. ``"cuda"``); ``None`` runs it on the CPU, where
             albumentations' numpy images are. Results always come back as numpy arrays.
-        mask_mode: ``"composite"`` uses the call's hand mask, if any, to keep the background
-            bit-exact; ``"none"`` translates whole images and ignores masks.
+        mask_mode: ``"composite"`` uses the hand mask named by ``hand_mask_key`` to keep the
+            background bit-exact; ``"none"`` translates whole images and reads no mask.
+        hand_mask_key: the target of the call that holds the hand mask (``"mask"``, or an
+            additional target such as ``"hand_mask"``); ``None`` (default): no mask is read and
+            whole images are translated. See the module docstring for its shapes.
         precision: ``"auto"``, ``"fp32"``, ``"bf16"`` or ``"fp16"``: see :class:`handaug.SynthToReal`.
-        hand_crop: with a mask, translate only a box around the hand (faster for small hands).
-        crop_margin: padding around the hand box, as a fraction of its larger side.
+        hand_crop: with a hand mask, translate only a box around the hand (faster for small hands).
+        crop_margin: padding around the hand box, as a fraction of its larger side, in ``[0, 4]``.
         compile: ``torch.compile`` the generators.
 
     There is no ``seed`` argument: albumentations seeds its transforms itself
-    (``A.Compose(..., seed=...)``).
+    (``A.Compose(..., seed=...)``). ``strict`` is albumentations' (see the module docstring).
 
     Raises:
         ValueError: a bad argument (named in the message); at call time, an image that is not
-            ``(H, W, 3)`` uint8/float in ``[0, 1]`` or a mask that does not match it.
+            ``(H, W, 3)`` uint8/float in ``[0, 1]``, or a hand mask that is missing or does not fit it.
         FileNotFoundError: the checkpoint does not exist.
     """
+
+    class InitSchema(BaseTransformInitSchema):
+        ckpt: str | list[str]
+        device: str | None
+        mask_mode: Literal["composite", "none"]
+        hand_mask_key: str | None
+        precision: Literal["auto", "fp32", "bf16", "fp16"]
+        hand_crop: bool
+        crop_margin: float = Field(ge=0, le=4)
+        compile: bool
+
+        @field_validator("ckpt", mode="before")
+        @classmethod
+        def _paths_as_strings(cls, value: Any) -> Any:
+            if isinstance(value, os.PathLike):
+                return os.fspath(value)
+            if isinstance(value, (list, tuple)):
+                if not value:
+                    raise ValueError("give a checkpoint path or a non-empty list of them")
+                return [os.fspath(v) if isinstance(v, os.PathLike) else v for v in value]
+            return value
+
+        @field_validator("p", "crop_margin", mode="before")
+        @classmethod
+        def _number_not_bool(cls, value: Any) -> Any:
+            if isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"expected a number, got the bool {value!r}")
+            return value
+
+        @field_validator("device", mode="before")
+        @classmethod
+        def _device_as_string(cls, value: Any) -> Any:
+            return str(value) if isinstance(value, torch.device) else value
+
+        @field_validator("hand_mask_key")
+        @classmethod
+        def _non_empty_key(cls, value: str | None) -> str | None:
+            if value is not None and not value:
+                raise ValueError("the name of the target that holds the hand mask, or None")
+            return value
 
     def __init__(
         self,
@@ -140,14 +200,14 @@ class SynthToReal(A.ImageOnlyTransform):
         p: float = 1.0,
         device: str | None = None,
         mask_mode: MaskMode = "composite",
+        hand_mask_key: str | None = None,
         precision: Precision = "auto",
         hand_crop: bool = False,
         crop_margin: float = 0.15,
         compile: bool = False,
     ) -> None:
-        p = check_probability(p, "p")
         # The core draws nothing here: albumentations makes the per-call decision (p) and the
-        # pool choice comes from this transform's numpy generator.
+        # pool choice comes from this transform's numpy generator. It checks the checkpoint.
         self.translator = handaug.SynthToReal(
             ckpt, p=1.0, device=device, mask_mode=mask_mode, precision=precision,
             hand_crop=hand_crop, crop_margin=crop_margin, compile=compile,
@@ -157,6 +217,7 @@ class SynthToReal(A.ImageOnlyTransform):
         self.ckpt: str | list[str] = paths[0] if isinstance(ckpt, (str, os.PathLike)) else list(paths)
         self.device = None if device is None else str(device)
         self.mask_mode = mask_mode
+        self.hand_mask_key = hand_mask_key
         self.precision = precision
         self.hand_crop = self.translator.hand_crop
         self.crop_margin = self.translator.crop_margin
@@ -164,22 +225,27 @@ class SynthToReal(A.ImageOnlyTransform):
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         # ``p`` is stored by the base class; everything here is a string, number, bool or None (JSON-ready).
-        return ("ckpt", "device", "mask_mode", "precision", "hand_crop", "crop_margin", "compile")
+        return ("ckpt", "device", "mask_mode", "hand_mask_key", "precision", "hand_crop", "crop_margin", "compile")
 
     # ------------------------------------------------------------------ parameters
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
-        """Draw the pool generator of each image and fetch the hand mask of this call."""
-        target = next((key for key in _MASK_KEYS if key in data and data[key] is not None), None)
+        """Draw the pool generator of each image and fetch the named hand mask of this call."""
+        target = next((key for key in _IMAGE_TARGETS if data.get(key) is not None), None)
         if target is None:
             return {"pool_index": None, "hand_mask": None}
         draws = 1 if target in ("image", "volume") else len(data[target])
         pool = len(self.translator.checkpoints)
         pool_index = self.random_generator.integers(pool, size=draws) if pool > 1 else None
         hand_mask = None
-        if self.mask_mode == "composite":
-            key = next((k for k in _MASK_KEYS[target] if data.get(k) is not None), None)
-            if key is not None:
-                hand_mask = (key, data[key])
+        if self.hand_mask_key is not None and self.mask_mode == "composite":
+            if data.get(self.hand_mask_key) is None:
+                given = ", ".join(sorted(k for k, v in data.items() if v is not None))
+                raise ValueError(
+                    f"hand_mask_key={self.hand_mask_key!r}, but the call has no {self.hand_mask_key!r} "
+                    f"(it has: {given}); pass the hand mask as {self.hand_mask_key}=..., "
+                    "or use hand_mask_key=None to translate whole images"
+                )
+            hand_mask = (self.hand_mask_key, data[self.hand_mask_key])
         return {"pool_index": pool_index, "hand_mask": hand_mask}
 
     # ------------------------------------------------------------------ application
@@ -198,7 +264,8 @@ class SynthToReal(A.ImageOnlyTransform):
         masks = None
         if hand_mask is not None:
             key, mask = hand_mask
-            masks = check_mask(_mask_tensor(mask, n, (h, w), key), batch, unbatched=False, argument=key)
+            masks = check_mask(_hand_masks(mask, tuple(images.shape[:-3]), (h, w), key), batch, unbatched=False,
+                               argument=f"hand mask {key!r}")  # fmt: skip
         assignment = None
         if pool_index is not None:
             assignment = torch.as_tensor(np.asarray(pool_index), dtype=torch.int64).repeat_interleave(per_item)

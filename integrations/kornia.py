@@ -31,6 +31,15 @@ conventions of kornia are handled: up to 0.8 ``apply_transform`` receives only t
 from 0.9 the whole batch with ``params["batch_prob"]`` and the result is blended by kornia.
 Random draws use torch's global RNG, as kornia's own augmentations do.
 
+**torch.compile.** ``torch.compile(aug, fullgraph=True)`` (alone or inside a compiled
+sequential) traces without a graph break: while tracing, the whole batch goes through the
+generator and the gate picks the chosen rows with ``torch.where``, so nothing has a
+data-dependent shape (eager calls still translate only the chosen images). The generators are
+loaded when the augmentation is built, on ``device`` or else the CPU; for batches on another
+device (``device=None`` and a GPU batch), make one eager call on such a batch before compiling.
+While compiled, image values are not checked against ``[0, 1]`` (they are clamped), the hand
+mask of a direct call must be bool or uint8, and ``hand_crop=True`` is refused.
+
 Images: ``(B, 3, H, W)`` or ``(3, H, W)`` float in ``[0, 1]`` (kornia's convention); the
 generator runs on the images' device unless ``device`` is given. The output is not
 differentiable with respect to the translated images (the generator runs in inference mode).
@@ -75,8 +84,9 @@ class SynthToReal(IntensityAugmentationBase2D):
         same_on_batch: one decision and one pool generator for the whole batch.
         keepdim: keep an unbatched ``(3, H, W)`` input unbatched (kornia's ``keepdim``).
 
-    The generators are loaded on first use on each device and are never part of
-    ``state_dict()`` or of a pickle.
+    The generators are loaded when the augmentation is built (on ``device``, else the CPU) and on
+    first use on any other device; they are never part of ``state_dict()`` or of a pickle.
+    ``torch.compile(..., fullgraph=True)`` works (see the module docstring).
     """
 
     def __init__(
@@ -102,6 +112,9 @@ class SynthToReal(IntensityAugmentationBase2D):
             hand_crop=hand_crop, crop_margin=crop_margin, compile=compile,
         )  # fmt: skip
         self.flags = {"mask_mode": mask_mode}
+        # Loaded now, not at the first call, so that torch.compile can trace a fresh augmentation
+        # (it cannot load files). Other devices load at their first eager call.
+        self.translator.generators(self.translator.device or "cpu")
 
     def generate_parameters(self, batch_shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
         """The pool member of each image (``pool_index`` ``(B,)`` int64), with a pool of checkpoints."""
@@ -124,7 +137,10 @@ class SynthToReal(IntensityAugmentationBase2D):
         ``(B, H, W)``, ``(1, H, W)`` / ``(H, W)`` for a single image) and ``mask_mode="composite"``
         only the hands change and the background stays bit-exact."""
         if mask is not None and self.translator.mask_mode == "composite":
-            batch = check_images(input, "input")
+            if torch.compiler.is_compiling():  # no data-dependent value checks while tracing
+                batch = input if input.ndim == 4 else input.unsqueeze(0)
+            else:
+                batch = check_images(input, "input")
             hand_mask = check_mask(mask, batch, unbatched=input.ndim == 3, argument="mask")
             params = dict(self.forward_parameters(batch.shape) if params is None else params)
             params[HAND_MASK_KEY] = hand_mask
@@ -150,6 +166,8 @@ class SynthToReal(IntensityAugmentationBase2D):
         chosen rows are translated, the others copied; otherwise kornia (< 0.9) already cut
         ``input`` down to the chosen rows, and the per-image parameters are cut the same way.
         """
+        if torch.compiler.is_compiling():
+            return self._apply_traced(input, params)
         n = input.shape[0]
         gate = params.get("batch_prob")
         applied = torch.ones(n, dtype=torch.bool) if gate is None else (torch.atleast_1d(gate) > 0.5).reshape(-1).cpu()
@@ -179,3 +197,24 @@ class SynthToReal(IntensityAugmentationBase2D):
             raise ValueError(f"mask holds {hand_mask.shape[0]} masks for {n} images")
         assignment = None if pool_index is None else pool_index.cpu().to(torch.int64)
         return self.translator.translate(batch, hand_mask, chosen=chosen, assignment=assignment)
+
+    def _apply_traced(self, input: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        """:meth:`apply_transform` while ``torch.compile`` traces it: the whole batch (kornia >= 0.9's
+        convention) goes through the generator and the gate picks rows with ``torch.where``, so no
+        shape depends on the data. The images' shape and dtype are checked, their values are not
+        (a data-dependent check would break the graph): floats outside ``[0, 1]`` are clamped."""
+        n = input.shape[0]
+        if input.ndim != 4 or input.shape[1] != 3 or not input.dtype.is_floating_point:
+            raise ValueError(f"input must be float (B, 3, H, W) in [0, 1], got {input.dtype} {tuple(input.shape)}")
+        gate = params.get("batch_prob")
+        chosen = None
+        if gate is not None:
+            chosen = (torch.atleast_1d(gate) > 0.5).reshape(-1)
+            if chosen.shape[0] == 1:
+                chosen = chosen.expand(n)
+            elif chosen.shape[0] != n:
+                raise ValueError(f"input has {n} images but params['batch_prob'] has {chosen.shape[0]} entries")
+        pool_index = params.get(POOL_INDEX_KEY)
+        hand_mask = params.get(HAND_MASK_KEY) if self.translator.mask_mode == "composite" else None
+        assignment = None if pool_index is None else pool_index.to(torch.int64)
+        return self.translator.translate(input, hand_mask, chosen=chosen, assignment=assignment)

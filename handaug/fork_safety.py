@@ -1,0 +1,46 @@
+"""Processes forked after torch has used its CPU thread pool run torch on one thread, so they cannot hang.
+
+The cause: PyTorch's Linux wheels run intra-op parallelism (convolutions, matrix products,
+element-wise operations on large tensors) on GNU OpenMP (``libgomp``). libgomp starts its worker
+threads at the first parallel region and is not fork-safe: a child forked after that inherits
+libgomp's record of the thread team but not the threads, and its first parallel region waits for
+them forever. Any operation big enough to run in parallel hangs, not only convolutions, and
+oneDNN (MKL-DNN) convolutions hang the same way because they run on the same OpenMP runtime.
+Setting one thread in the child avoids every parallel region, which is what PyTorch's own
+DataLoader does in its workers; a plain ``multiprocessing.Pool`` with the fork start method does
+not, and a ``SynthToReal`` pickled into such a pool hung at its first image.
+
+The fix: at import, handaug registers an :func:`os.register_at_fork` hook, once, that sets torch's
+intra-op threads to 1 in every forked child, when torch runs on OpenMP and the parent had more
+than one thread. The parent keeps its threads. A child that raises its thread count again
+(``torch.set_num_threads(n)``) brings the hang back if its parent had used the pool; a child
+that needs several threads must be started with ``spawn`` or ``forkserver``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+_registered = False
+
+
+def one_thread_in_forked_child() -> None:
+    """The after-fork hook: one intra-op thread in the child (a no-op if it already has one)."""
+    if torch.get_num_threads() > 1:
+        torch.set_num_threads(1)
+
+
+def register_fork_handler() -> bool:
+    """Register :func:`one_thread_in_forked_child` to run in every forked child, once per process.
+
+    Returns ``True`` if it was registered by this call; ``False`` if it already was, or if the
+    platform has no ``fork`` or torch does not run on OpenMP (then nothing needs it).
+    """
+    global _registered
+    if _registered or not hasattr(os, "register_at_fork") or not torch.backends.openmp.is_available():
+        return False
+    os.register_at_fork(after_in_child=one_thread_in_forked_child)
+    _registered = True
+    return True
