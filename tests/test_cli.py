@@ -103,7 +103,7 @@ def test_sigkill_mid_run_then_resume_ends_like_an_uninterrupted_run(tmp_path):
 def test_ckpt_path_last_without_a_checkpoint_is_an_error_and_auto_starts_a_new_run(tmp_path):
     args = ["-m", "handaug.cli.train", "--demo", *TINY, "--trainer.default_root_dir", "out"]
     err = _fail([*args, "--ckpt_path", "last"], cwd=tmp_path)
-    assert "no checkpoint to resume" in err and str(tmp_path / "out" / "checkpoints" / "last.ckpt") in err
+    assert "no checkpoint to resume" in err and os.path.join("out", "checkpoints", "last.ckpt") in err
     run([*args, "--ckpt_path", "auto"], cwd=tmp_path)
     assert (tmp_path / "out" / "checkpoints" / "last.ckpt").is_file()
 

@@ -29,6 +29,7 @@ from handaug.metrics.classifier import (
     three_class_experiment,
     three_class_table,
 )
+from handaug.hub import is_hub_name
 from handaug.metrics.eval_data import DomainSources, EvalSet, PathLike, role_seed, translate_set
 from handaug.metrics.features import extract_features
 from handaug.metrics.fid import fid_kid_from_features
@@ -64,7 +65,7 @@ def parse_checkpoints(specs: list[str]) -> dict[str, str]:
         label, sep, path = spec.partition("=")
         if not sep or not label or os.path.exists(spec):
             label, path = "", spec
-        if not os.path.exists(path):
+        if not os.path.exists(path) and not is_hub_name(path):  # hf:// names are fetched when loaded
             raise FileNotFoundError(f"ckpt {path!r} does not exist")
         label = label or checkpoint_label(path)
         unique, k = label, 2

@@ -31,6 +31,7 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset
 
 from handaug._version import __version__
+from handaug.hub import is_hub_name
 from handaug.atomic_files import file_sha256
 from handaug.checkpoint import read_checkpoint
 from handaug.data.folder import MAX_IMAGE_PIXELS, checked_image_size
@@ -451,7 +452,7 @@ def translate_dataset(
             "source": str(Path(source).resolve()),
             "dataset": dataset,
             "dataset_kwargs": _json_ready(dataset_kwargs),
-            "checkpoint": str(Path(ckpt).resolve()),
+            "checkpoint": str(ckpt) if is_hub_name(str(ckpt)) else str(Path(ckpt).resolve()),
             "checkpoint_sha256": checkpoint.config.get("weights_sha256") or file_sha256(checkpoint.weights_path),
             "handaug_version": __version__,
             **settings,
