@@ -9,8 +9,9 @@
 
 Options are the arguments of :class:`handaug.training.HGAN` (``--model.*``),
 :class:`handaug.training.UnpairedDataModule` (``--data.*``) and ``lightning.Trainer``
-(``--trainer.*``), and of :class:`handaug.training.resume.ResumeCheckpoint` (``--checkpointing.*``:
-how often ``last.ckpt`` is written). Under ``--trainer.default_root_dir`` a run writes
+(``--trainer.*``), of :class:`handaug.training.resume.ResumeCheckpoint` (``--checkpointing.*``:
+how often ``last.ckpt`` is written) and of :class:`handaug.training.selection.CheckpointSelection`
+(``--selection.*``: keep the best states by a validation measure and export the best). Under ``--trainer.default_root_dir`` a run writes
 ``checkpoints/last.ckpt`` (to resume; at every epoch's end and every 10 minutes), ``samples/*.png`` (synthetic | translated | cycled after every validation), the
 logger's metrics, ``config.yaml``, and at the end ``export/`` (the generator for ``SynthToReal``).
 """
@@ -28,6 +29,7 @@ from handaug.data.datamodule import UnpairedDataModule
 from handaug.training.callbacks import GeneratorExport, SampleGridWriter
 from handaug.training.module import HGAN
 from handaug.training.resume import ResumeCheckpoint, ResumeError, resolve_resume_path
+from handaug.training.selection import CheckpointSelection
 
 DEMO_FLAG = "--demo"
 
@@ -56,15 +58,15 @@ class HandaugCLI(LightningCLI):
             "new run then replaces); without it that is an error",
         )
         parser.add_lightning_class_args(ResumeCheckpoint, "checkpointing")
+        parser.add_lightning_class_args(CheckpointSelection, "selection")
 
 
 def _trainer_defaults() -> dict[str, Any]:
     return {
         "max_epochs": 10,  # the paper's schedule
         "default_root_dir": "runs/hgan",
-        # last.ckpt is written by ResumeCheckpoint (--checkpointing.*), not by Lightning's default
-        # ModelCheckpoint (which would add epoch=N-step=M.ckpt files per logger version).
-        "enable_checkpointing": False,
+        # last.ckpt is written by ResumeCheckpoint (--checkpointing.*); best states, when asked for,
+        # by CheckpointSelection (--selection.*), a ModelCheckpoint, so Lightning adds no default one.
         "callbacks": [SampleGridWriter(), GeneratorExport()],
     }
 

@@ -78,6 +78,21 @@ def _check_features(features: object, argument: str) -> torch.Tensor:
     return features.double()
 
 
+def frechet_distance(real_features: torch.Tensor, fake_features: torch.Tensor) -> float:
+    """The Fréchet distance between Gaussians fitted to features ``(N_real, d)`` and ``(N_fake, d)`` (FID's formula), in float64."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    real = _check_features(real_features, "real_features")
+    fake = _check_features(fake_features, "fake_features")
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"real_features have {real.shape[1]} features per image but fake_features {fake.shape[1]}")
+    metric = FrechetInceptionDistance(feature=_PrecomputedFeatures(real.shape[1]), normalize=True)
+    metric.set_dtype(torch.float64)
+    metric.update(real, real=True)
+    metric.update(fake, real=False)
+    return float(metric.compute())
+
+
 def fid_kid_from_features(
     real_features: torch.Tensor,
     fake_features: torch.Tensor,
@@ -96,7 +111,6 @@ def fid_kid_from_features(
         ValueError: features of the wrong shape, fewer than 2 samples, different feature sizes,
             or a non-positive ``kid_subsets`` / ``kid_subset_size``.
     """
-    from torchmetrics.image.fid import FrechetInceptionDistance
     from torchmetrics.image.kid import KernelInceptionDistance
 
     real = _check_features(real_features, "real_features")
@@ -109,12 +123,7 @@ def fid_kid_from_features(
     smaller = min(real.shape[0], fake.shape[0])
     subset_size = kid_subset_size if kid_subset_size <= smaller else max(2, smaller // 2)
     passthrough = _PrecomputedFeatures(real.shape[1])
-
-    fid_metric = FrechetInceptionDistance(feature=passthrough, normalize=True)
-    fid_metric.set_dtype(torch.float64)
-    fid_metric.update(real, real=True)
-    fid_metric.update(fake, real=False)
-    fid = float(fid_metric.compute())
+    fid = frechet_distance(real, fake)
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*will save all extracted features in buffer.*")

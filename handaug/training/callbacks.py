@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from pathlib import Path
@@ -11,11 +12,12 @@ import cv2
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torchvision.utils import make_grid
 
 from handaug.atomic_files import write_bytes_atomically
 from handaug.checkpoint import save_generator
+from handaug.training.selection import CheckpointSelection
 
 GRID_COLUMNS: tuple[str, ...] = ("synthetic", "translated", "cycled")
 
@@ -90,7 +92,10 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 class GeneratorExport(L.Callback):
-    """At the end of ``fit``, exports the synthetic→real generator to ``<root>/<dirname>/``.
+    """At the end of ``fit``, exports the synthetic→real generator to ``<root>/<dirname>/``:
+    the best kept state's when a :class:`~handaug.training.selection.CheckpointSelection` is
+    active (its config's ``training.selection`` records the measure, its value and the step),
+    the last state's otherwise.
 
     The export is handaug's checkpoint format (see :mod:`handaug.checkpoint`): what
     ``handaug.load_generator`` and ``SynthToReal`` read. Its config records the data setup
@@ -114,8 +119,35 @@ class GeneratorExport(L.Callback):
         rank_zero_info(f"handaug: exported the synthetic→real generator to {self.exported_to}")
 
 
+def selected_generator(trainer: L.Trainer, pl_module: L.LightningModule) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The synthetic→real generator to export and how it was chosen.
+
+    With an active :class:`~handaug.training.selection.CheckpointSelection`, the generator of
+    its best kept state (the next best if a file cannot be read); otherwise the current one.
+    """
+    for callback in trainer.callbacks:
+        if not isinstance(callback, CheckpointSelection) or not callback.active:
+            continue
+        for value, state_path in callback.best_states():
+            try:
+                state = torch.load(state_path, map_location="cpu", weights_only=True)
+                weights = {k[len("generator_s2r."):]: v for k, v in state["state_dict"].items() if k.startswith("generator_s2r.")}
+                generator = copy.deepcopy(pl_module.generator_s2r).cpu()
+                generator.load_state_dict(weights)
+            except Exception as err:  # noqa: BLE001 - a torn or foreign file: try the next best
+                rank_zero_warn(f"checkpoint selection: cannot read {state_path} ({type(err).__name__}: {err}); trying the next best")
+                continue
+            record = {**callback.describe(), "value": value, "global_step": int(state["global_step"]),
+                      "epoch": int(state["epoch"]), "checkpoint": Path(state_path).name}
+            return generator, record
+        rank_zero_warn("checkpoint selection kept no readable state: exporting the last one")
+        return pl_module.generator_s2r, {**callback.describe(), "value": None, "exported": "last"}
+    return pl_module.generator_s2r, {"monitor": None, "exported": "last"}
+
+
 def export_generator(trainer: L.Trainer, pl_module: L.LightningModule, path: Path, started: float | None = None) -> Path:
-    """Write ``pl_module.generator_s2r`` with the run's data setup and summary to ``path``."""
+    """Write the selected synthetic→real generator (:func:`selected_generator`) with the run's data setup and summary to ``path``."""
+    generator, selection = selected_generator(trainer, pl_module)
     datamodule = getattr(trainer, "datamodule", None)
     data = datamodule.describe() if datamodule is not None and hasattr(datamodule, "describe") else {}
     hparams = {k: v for k, v in dict(pl_module.hparams).items()}
@@ -130,12 +162,13 @@ def export_generator(trainer: L.Trainer, pl_module: L.LightningModule, path: Pat
         "precision": str(trainer.precision),
         "world_size": int(trainer.world_size),
         "wall_time_s": round(time.time() - started, 1) if started else None,
+        "selection": selection,
     }
     trained_with_masks = bool(pl_module.hparams.get("mask_generated", False)) and any(
         bool((data.get(d) or {}).get("masks")) for d in ("synthetic", "real")
     )
     return save_generator(
-        pl_module.generator_s2r,
+        generator,
         path,
         direction="synthetic_to_real",
         image_size={"train": data.get("crop_size"), "val": data.get("val_size")},
