@@ -76,3 +76,21 @@ def test_a_thin_or_empty_mask_still_gives_a_crop():
 def test_unknown_crop_mode_is_named():
     with pytest.raises(ValueError, match="crop_mode"):
         DomainDataset([{"image": np.zeros((8, 8, 3), np.uint8)}], [0], 8, random_crop=True, crop_mode="centre")
+
+
+def test_validation_from_a_separate_source_with_centroid_crops():
+    from handaug.data.datamodule import UnpairedDataModule
+
+    dm = UnpairedDataModule(
+        synthetic_kwargs={"image_size": 64, "length": 12}, real_kwargs={"image_size": 64, "length": 12},
+        synthetic_val_kwargs={"seed": 99, "length": 5}, real_val_kwargs={"seed": 98, "length": 5},
+        crop_size=32, val_size=32, val_count=4, val_crop="centroid", num_workers=0,
+    )
+    dm.setup("fit")
+    assert len(dm.train_set.synthetic) == 12 and len(dm.val_set.synthetic) == 4  # nothing held out of training
+    assert dm.val_set.synthetic.source.seed == 99 and dm.train_set.synthetic.source.seed != 99
+    item = dm.val_set[0]["synthetic"]
+    rows, cols = item["mask"][0].nonzero(as_tuple=True)
+    assert abs(rows.float().mean() - 16) <= 2 and abs(cols.float().mean() - 16) <= 2  # centred on the hand
+    with pytest.raises(ValueError, match="val_crop"):
+        UnpairedDataModule(val_crop="middle")

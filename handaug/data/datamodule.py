@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import numpy as np
@@ -17,6 +17,7 @@ from handaug.data.unpaired import DomainDataset, UnpairedDataset, background_val
 from handaug.registry import create_dataset, get_registry
 
 DOMAINS: tuple[str, ...] = ("synthetic", "real")
+VAL_CROPS: tuple[str, ...] = ("centre", "centroid")
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,18 @@ class UnpairedDataModule(L.LightningDataModule):
             by half a crop with the background colour (the H-GAN reference code's
             ``MaskedRandomCrop``), so every crop shows hand; images without masks get uniform
             crops. ``"uniform"``: uniform random crops for every image.
-        val_size: side of the centre validation crops (paper: 256).
+        val_size: side of the validation crops (paper: 256).
+        val_crop: ``"centre"``: validation crops at the image centre; ``"centroid"``: around the
+            hand mask's centroid shifted by ``val_crop_offset`` (the H-GAN reference's
+            ``CentroidCrop``; images without a hand mask are centre-cropped).
+        val_crop_offset: ``(dx, dy)`` pixels right and down of the centroid (the reference:
+            ``(20, -100)`` on 640×480 SynthHands/RealHands frames).
+        synthetic_val_kwargs: reader options of a separate validation source, e.g.
+            ``{"split": "val"}``: validation images come from the same source read with these
+            options merged over ``synthetic_kwargs`` (the first ``val_count`` of them), and
+            training keeps all of its images. ``None``: ``val_count`` images are held out of
+            the training images instead.
+        real_val_kwargs: the same for the real domain.
         load_size: if set, images are first resized so their shorter side is this.
         val_count: images of each domain held out for validation (0: no validation).
         background: what the background outside the hand masks becomes before training:
@@ -111,6 +123,10 @@ class UnpairedDataModule(L.LightningDataModule):
         crop_size: int = 128,
         crop_mode: CropMode = "hand",
         val_size: int = 256,
+        val_crop: Literal["centre", "centroid"] = "centre",
+        val_crop_offset: tuple[int, int] = (0, 0),
+        synthetic_val_kwargs: dict[str, Any] | None = None,
+        real_val_kwargs: dict[str, Any] | None = None,
         load_size: int | None = None,
         val_count: int = 16,
         background: str | float = "white",
@@ -132,6 +148,10 @@ class UnpairedDataModule(L.LightningDataModule):
             raise ValueError(f"val_count must be a non-negative integer, got {val_count!r}")
         if not isinstance(num_workers, int) or num_workers < 0:
             raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
+        if val_crop not in VAL_CROPS:
+            raise ValueError(f"val_crop must be one of {VAL_CROPS}, got {val_crop!r}")
+        if len(tuple(val_crop_offset)) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in val_crop_offset):
+            raise ValueError(f"val_crop_offset must be two integers (dx, dy), got {val_crop_offset!r}")
         if crop_mode not in CROP_MODES:
             raise ValueError(f"crop_mode must be one of {CROP_MODES}, got {crop_mode!r}")
         if pairing not in PAIRINGS:
@@ -146,6 +166,8 @@ class UnpairedDataModule(L.LightningDataModule):
         }
         self.crop_size = crop_size
         self.crop_mode = crop_mode
+        self.val_crop_offset = tuple(val_crop_offset) if val_crop == "centroid" else None
+        self.val_kwargs = {"synthetic": synthetic_val_kwargs, "real": real_val_kwargs}
         self.val_size = val_size
         self.load_size = load_size
         self.val_count = val_count
@@ -180,11 +202,13 @@ class UnpairedDataModule(L.LightningDataModule):
             kwargs.setdefault("length", 1000)
         return kwargs
 
-    def _reader(self, domain: str) -> Any:
-        if domain not in self.readers:
+    def _reader(self, domain: str, validation: bool = False) -> Any:
+        key = f"{domain} (val)" if validation else domain
+        if key not in self.readers:
             source = self.sources[domain]
-            self.readers[domain] = create_dataset(source.name, root=source.root, **self.reader_kwargs[domain])
-        return self.readers[domain]
+            kwargs = {**self.reader_kwargs[domain], **(self.val_kwargs[domain] or {})} if validation else self.reader_kwargs[domain]
+            self.readers[key] = create_dataset(source.name, root=source.root, **kwargs)
+        return self.readers[key]
 
     def _split(self, domain: str, n: int) -> tuple[list[int], list[int]]:
         if self.val_count == 0:
@@ -202,15 +226,20 @@ class UnpairedDataModule(L.LightningDataModule):
             return
         domains = {}
         for domain in DOMAINS:
-            reader = self._reader(domain)
-            train_idx, val_idx = self._split(domain, len(reader))
+            reader = val_reader = self._reader(domain)
+            if self.val_kwargs[domain] is not None:
+                val_reader = self._reader(domain, validation=True)
+                train_idx, val_idx = list(range(len(reader))), list(range(min(self.val_count, len(val_reader))))
+            else:
+                train_idx, val_idx = self._split(domain, len(reader))
             common = {"load_size": self.load_size, "background": self.background}
             train = DomainDataset(
                 reader, train_idx, self.crop_size, random_crop=True, hflip=self.hflip, crop_mode=self.crop_mode,
                 name=f"{domain} (train)", **common,
             )
             val = (
-                DomainDataset(reader, val_idx, self.val_size, random_crop=False, name=f"{domain} (val)", **common)
+                DomainDataset(val_reader, val_idx, self.val_size, random_crop=False, centroid_offset=self.val_crop_offset,
+                              name=f"{domain} (val)", **common)
                 if val_idx
                 else None
             )
@@ -262,6 +291,7 @@ class UnpairedDataModule(L.LightningDataModule):
         summary: dict[str, Any] = {
             "crop_size": self.crop_size,
             "crop_mode": self.crop_mode,
+            "val_crop_offset": list(self.val_crop_offset) if self.val_crop_offset is not None else None,
             "val_size": self.val_size,
             "load_size": self.load_size,
             "background": self.background,

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from handaug.data.crops import CROP_MODES, CropMode, hand_centred_crop
+from handaug.data.crops import CROP_MODES, CropMode, centroid_crop, hand_centred_crop
 from handaug.data.pairing import PairKey, item_rng
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # never phone home from a data loader
@@ -97,6 +97,7 @@ class DomainDataset(Dataset):
         hflip: bool = False,
         background: float | None = None,
         crop_mode: CropMode = "hand",
+        centroid_offset: tuple[int, int] | None = None,
         name: str = "images",
     ) -> None:
         self.source = source
@@ -111,6 +112,8 @@ class DomainDataset(Dataset):
         self.pipeline = crop_pipeline(crop_size, random=random_crop, load_size=load_size, hflip=hflip)
         # Hand-centred crops replace the random crop for images that have a mask.
         self.hand_crops = random_crop and crop_mode == "hand"
+        # Validation/test crops around the mask's centroid (shifted by the offset) for images with a mask.
+        self.centroid_offset = None if random_crop or centroid_offset is None else tuple(int(v) for v in centroid_offset)
         self.resize = A.Compose([A.SmallestMaxSize(max_size=load_size)]) if load_size else None
         self.hflip = hflip
         self.background = background
@@ -150,7 +153,7 @@ class DomainDataset(Dataset):
             # Albumentations keeps its own RNG, blind to seed_everything and to DataLoader workers:
             # seed it from the item's own generator, so an item's crop depends on its key only.
             self.pipeline.set_random_seed(int(rng.integers(0, 2**31 - 1)))
-        if mask is not None and self.hand_crops:
+        if mask is not None and (self.hand_crops or (self.centroid_offset is not None and mask.any())):
             image, mask = self._hand_crop(image, mask, rng)
         elif mask is not None:
             out = self.pipeline(image=image, mask=mask)
@@ -166,6 +169,8 @@ class DomainDataset(Dataset):
             out = self.resize(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
         fill = None if self.background is None else (int(round((self.background + 1.0) * 127.5)),) * 3
+        if self.centroid_offset is not None:
+            return centroid_crop(image, mask, self.crop_size, self.centroid_offset, fill=255 if fill is None else fill[0])
         image, mask = hand_centred_crop(image, mask, self.crop_size, rng, fill)
         if self.hflip and rng.random() < 0.5:
             image, mask = np.ascontiguousarray(image[:, ::-1]), np.ascontiguousarray(mask[:, ::-1])

@@ -49,6 +49,7 @@ import numpy as np
 import torch
 
 from handaug.atomic_files import write_bytes_atomically
+from handaug.data.crops import REFERENCE_CROP_OFFSET, REFERENCE_CROP_SIZE, centroid_crop
 from handaug.metrics.eval_data import EvalSet, apply_background, procedural_set, role_seed
 from handaug.metrics.fid import fid_kid_of_folders
 from handaug.metrics.progress import batches, progress
@@ -67,9 +68,6 @@ __all__ = [
     "write_jpeg_folder",
 ]
 
-#: The reference's ``CentroidCrop(256)``: window side and its shift from the mask centroid, (right, down) in px.
-REFERENCE_CROP_SIZE = 256
-REFERENCE_CROP_OFFSET = (20, -100)
 #: Pillow's default JPEG quality, which the reference's ``image.save(path, "JPEG")`` uses.
 REFERENCE_JPEG_QUALITY = 75
 REFERENCE_TEST_IMAGES = 2000
@@ -93,59 +91,6 @@ _IMAGE_NAME = re.compile(r"\d{6}\.jpg")
 def reference_kid_subset_size(n_images: int) -> int:
     """The reference's KID subset size for ``n_images`` test images: ``n_images // 10`` (200 for 2,000)."""
     return int(n_images) // 10
-
-
-# ------------------------------------------------------------------------------ crop
-
-
-def centroid_crop(
-    image: np.ndarray,
-    mask: np.ndarray,
-    size: int = REFERENCE_CROP_SIZE,
-    offset: tuple[int, int] = REFERENCE_CROP_OFFSET,
-    *,
-    fill: int = 255,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The reference's ``CentroidCrop``: a ``size`` square around the mask centroid, moved by ``offset``.
-
-    The frame is first padded on every side by ``size // 2 + max(|dx|, |dy|)`` pixels (the image
-    with ``fill``, white by default; the mask with 0), so the window always lies inside the
-    padded frame. The centroid is OpenCV's image moment of the padded mask (values weigh: a
-    0/255 mask gives the plain centroid), truncated to whole pixels. The window's top-left corner
-    in the padded frame is ``(cx - size // 2 + dx, cy - size // 2 + dy)``: the reference's
-    ``thresh=[20, 100]`` is ``offset=(20, -100)``, 20 px right and 100 px up.
-
-    Args:
-        image: ``(H, W, 3)`` uint8 RGB at native resolution.
-        mask: ``(H, W)`` uint8, non-zero on the hand.
-        size: side of the square window.
-        offset: ``(dx, dy)`` shift of the window, pixels (positive: right, down).
-        fill: value of the padding around the image (0-255).
-
-    Returns:
-        ``(size, size, 3)`` image and ``(size, size)`` mask crops (uint8).
-
-    Raises:
-        ValueError: wrong shapes or dtypes, a non-positive ``size``, or an empty mask (no centroid).
-    """
-    import cv2
-
-    if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"image must be an (H, W, 3) uint8 array, got {getattr(image, 'dtype', type(image).__name__)} {getattr(image, 'shape', '')}")
-    if not isinstance(mask, np.ndarray) or mask.dtype != np.uint8 or mask.shape != image.shape[:2]:
-        raise ValueError(f"mask must be an (H, W) uint8 array of the image's size {image.shape[:2]}, got {getattr(mask, 'dtype', '')} {getattr(mask, 'shape', '')}")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
-    dx, dy = (int(v) for v in offset)
-    border = size // 2 + max(abs(dx), abs(dy))
-    padded_image = np.pad(image, ((border, border), (border, border), (0, 0)), constant_values=fill)
-    padded_mask = np.pad(mask, border, constant_values=0)
-    moments = cv2.moments(padded_mask)
-    if moments["m00"] == 0:
-        raise ValueError("mask is empty: the centroid crop needs a hand mask with at least one non-zero pixel")
-    cx, cy = int(moments["m10"] / moments["m00"]), int(moments["m01"] / moments["m00"])
-    left, top = cx - size // 2 + dx, cy - size // 2 + dy
-    return padded_image[top : top + size, left : left + size].copy(), padded_mask[top : top + size, left : left + size].copy()
 
 
 # ------------------------------------------------------------------------------ pixels and files
