@@ -95,7 +95,7 @@ def make_synthhands(root, n=3, size=96):
     frames = []
     for i in range(n):
         folder = root / "female_noobject" / "seq01" / "cam01" / "01"
-        image, mask = composite(hands[i], 480, 640, 100 + 20 * i, 200 + 30 * i, GREEN_SCREEN_RGB)
+        image, mask = composite(hands[i], 480, 640, (100 + 20 * i) % (480 - size), (200 + 30 * i) % (640 - size), GREEN_SCREEN_RGB)
         write_rgb(folder / f"{i:08d}_color.png", image)
         # Depth-frame millimetres: row j = (10 j - 100, 5 j - 50, 400 + 2 j) plus the frame number.
         joints = np.stack([10.0 * np.arange(21) - 100 + i, 5.0 * np.arange(21) - 50, 400 + 2.0 * np.arange(21)], axis=1)
