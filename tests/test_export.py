@@ -15,10 +15,13 @@ from handaug.export import export_generator
 from handaug.registry import create_generator
 
 
-@pytest.fixture
-def ckpt(tmp_path):
+@pytest.fixture(params=[False, True], ids=["plain", "residual"])
+def ckpt(tmp_path, request):
     torch.manual_seed(0)
-    return save_generator(create_generator("resnet", n_blocks=1, ngf=8), tmp_path / "ckpt", background=1.0)
+    generator = create_generator("resnet", n_blocks=1, ngf=8, residual=request.param)
+    if request.param:  # move it off the identity it starts as
+        torch.nn.init.normal_(generator.model[-1].weight, 0.0, 0.05)
+    return save_generator(generator, tmp_path / "ckpt", background=1.0)
 
 
 def test_onnx_matches_torch_within_1e3_at_several_sizes(ckpt):
