@@ -74,25 +74,80 @@ def test_grid_and_shape_subcommands(tmp_path, ckpt, capsys):
     assert "### Shape preservation" in report
 
 
+def test_structure_subcommand(tmp_path, ckpt, capsys):
+    out = tmp_path / "r"
+    assert main(["structure", "--ckpt", f"demo={ckpt}", "--out", str(out), "--structure-images", "6", *SMALL]) == 0
+    printed = capsys.readouterr().out
+    assert "### Inner structure" in printed and "| demo |" in printed and "5 px windows" in printed
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    row = results["structure"]["demo"]
+    assert row["n"] + row["n_excluded"] == 6 and row["window"] == 5
+    assert (out / "structure.csv").read_text(encoding="utf-8").startswith("checkpoint,inner structure ↑")
+    with pytest.raises(SystemExit) as err:
+        main(["structure", "--ckpt", ckpt, "--structure-window", "4", *SMALL])
+    assert err.value.code == 2 and "odd integer" in capsys.readouterr().err
+
+
+def test_pose_consistency_subcommand_saves_the_oracle(tmp_path, ckpt, capsys):
+    from handaug.metrics.pose_consistency import REAL_LABEL, SYNTHETIC_LABEL, load_oracle
+
+    out = tmp_path / "r"
+    oracle = tmp_path / "oracle.safetensors"
+    args = ["--pose-train", "16", "--pose-test", "8", "--pose-epochs", "1", "--save-oracle", str(oracle), *SMALL]
+    assert main(["pose-consistency", "--ckpt", f"demo={ckpt}", "--out", str(out), *args]) == 0
+    assert "### Pose consistency" in capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert list(results["pose_consistency"]) == [REAL_LABEL, SYNTHETIC_LABEL, "demo"]
+    assert results["pose_consistency"][REAL_LABEL]["n_train"] == 16
+    _, settings = load_oracle(oracle)
+    assert settings["image_size"] == 32
+    with pytest.raises(SystemExit) as err:
+        main(["pose-consistency", "--ckpt", ckpt, "--out", str(out), "--save-oracle", str(tmp_path / "oracle.pt"), *SMALL])
+    assert err.value.code == 2 and "must be a path ending in .safetensors" in capsys.readouterr().err
+
+
+def test_the_pose_measures_train_one_oracle(tmp_path, ckpt, monkeypatch):
+    import handaug.metrics.suite as suite_module
+    from handaug.metrics.suite import EvalSettings, EvalSuite
+
+    calls = []
+    real_train_oracles = suite_module.train_oracles
+
+    def counting(**kwargs):
+        calls.append(kwargs)
+        return real_train_oracles(**kwargs)
+
+    monkeypatch.setattr(suite_module, "train_oracles", counting)
+    settings = EvalSettings(image_size=32, pose_train=16, pose_test=8, pose_epochs=1, pose_width=4, show_progress=False)
+    suite = EvalSuite({"demo": ckpt}, out=tmp_path / "r", settings=settings)
+    suite.run(("pose-benefit", "pose-consistency"))
+    assert len(calls) == 1
+    oracle_row = suite.results["pose_benefit"]["real (oracle)"]
+    reference = suite.results["pose_consistency"]["real-style (oracle's domain)"]
+    # the same models on the same test hands
+    assert oracle_row["pck"] == reference["pck"] and oracle_row["pixel_error"] == reference["pixel_error"]
+
+
 @pytest.mark.slow
 def test_all_end_to_end(tmp_path, ckpt):
     out = tmp_path / "report"
     cmd = [
         sys.executable, "-m", "handaug.cli.eval", "all", "--ckpt", ckpt, "--out", str(out), "--features", "random_conv",
         "--fid-images", "16", "--classifier-train", "16", "--classifier-test", "8", "--classifier-epochs", "1",
-        "--shape-images", "8", "--segmenter-steps", "5", "--pose-train", "32", "--pose-test", "16", "--pose-epochs", "1",
+        "--shape-images", "8", "--segmenter-steps", "5", "--structure-images", "8", "--pose-train", "32", "--pose-test", "16", "--pose-epochs", "1",
         "--grid-images", "4", "--threads", "2", *SMALL,
     ]
     env = {**os.environ, "HANDAUG_OFFLINE": "1"}
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
-    for heading in ("Table I", "Table II", "Table III", "Shape preservation", "Pose benefit"):
+    for heading in ("Table I", "Table II", "Table III", "Shape preservation", "Inner structure", "Pose benefit", "Pose consistency"):
         assert f"### {heading}" in done.stdout
     names = {p.name for p in out.iterdir()}
     assert {
-        "fid.md", "fid.csv", "classifier_binary.md", "classifier_three_class.csv", "shape.md", "pose_benefit.csv",
+        "fid.md", "fid.csv", "classifier_binary.md", "classifier_three_class.csv", "shape.md", "structure.md", "structure.csv",
+        "pose_benefit.csv", "pose_consistency.md", "pose_consistency.csv",
         "confusion_matrix_run_export.png", "samples.png", "report.md", "results.json",
     } <= names
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    assert set(results) >= {"fid", "classifier", "shape", "pose_benefit"}
+    assert set(results) >= {"fid", "classifier", "shape", "structure", "pose_benefit", "pose_consistency"}
     assert [r["label"] for r in results["pose_benefit"].values()] == ["synthetic", "run/export", "real (oracle)"]

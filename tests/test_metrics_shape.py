@@ -7,13 +7,16 @@ import textwrap
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from handaug import save_generator
 from handaug.metrics.eval_data import EvalSet, procedural_set
 from handaug.metrics.shape import (
+    generator_view,
     hand_boxes,
     identity_translator,
     mask_iou,
+    other_backgrounds_translator,
     shape_preservation,
     silhouettes,
     train_default_segmenter,
@@ -138,3 +141,106 @@ def test_hand_boxes_and_region_iou():
     assert mask_iou(everything, masks, region=boxes)[0] == pytest.approx(20 / 48)
     with pytest.raises(ValueError, match="region must have the shape"):
         mask_iou(everything, masks, region=boxes[:, 0])
+
+
+# ---------------------------------------------------------------------- the generator's own silhouette
+# A generator trained with masks never learnt the background (it was composited away) and paints
+# it some colour. With a segmenter trained on white backgrounds only, every such generator's
+# whole frame was "hand": two different checkpoints scored exactly the mean hand area.
+
+PAINTER_PLUGIN = '''
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from handaug.hookspecs import hookimpl
+
+
+class PaintBackground(nn.Module):
+    """Keeps the hand, paints the white background ``colour`` (model range [-1, 1]); with ``grow``,
+    the hand also spreads ``grow`` pixels into the background in its own mean colour."""
+
+    def __init__(self, colour=(-0.2, -0.2, -0.2), grow=0):
+        super().__init__()
+        self.unused = nn.Parameter(torch.zeros(1))
+        self.register_buffer("colour", torch.tensor(colour).view(1, 3, 1, 1))
+        self.grow = grow
+
+    def forward(self, x):
+        hand = (x < 0.99).any(dim=1, keepdim=True)
+        out = torch.where(hand, x, self.colour.to(x.dtype))
+        if self.grow:
+            grown = F.max_pool2d(hand.float(), 2 * self.grow + 1, 1, self.grow) > 0
+            mean = (x * hand).sum(dim=(2, 3), keepdim=True) / hand.sum(dim=(2, 3), keepdim=True).clamp(min=1)
+            out = torch.where(grown & ~hand, mean.expand_as(x), out)
+        return out
+
+
+@hookimpl
+def handaug_register_generators(registry):
+    registry.add("paint_background_for_tests", PaintBackground)
+'''
+
+
+@pytest.fixture
+def painter_plugin(tmp_path, monkeypatch):
+    (tmp_path / "painter_gen_plugin.py").write_text(PAINTER_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("HANDAUG_PLUGINS", "painter_gen_plugin")
+    yield
+    sys.modules.pop("painter_gen_plugin", None)
+
+
+@pytest.fixture(scope="module")
+def segmenter_48():
+    return train_default_segmenter(image_size=48, n=128, steps=300, seed=3, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def hands_48():
+    return procedural_set("synthetic", 24, 501, image_size=48)
+
+
+def painter_checkpoint(path, **kwargs):
+    return str(save_generator(create_generator("paint_background_for_tests", **kwargs), path, background=1.0, trained_with_masks=True))
+
+
+def test_painted_backgrounds_are_not_hand(hands_48, segmenter_48, tmp_path, painter_plugin):
+    area = float(hands_48.masks.flatten(1).float().mean(dim=1).mean())
+    reference = shape_preservation(identity_translator, hands_48, segmenter_48)
+    off_white = shape_preservation(other_backgrounds_translator(0), hands_48, segmenter_48)
+    grey = shape_preservation(painter_checkpoint(tmp_path / "grey", colour=(-0.2, -0.2, -0.2)), hands_48, segmenter_48)
+    teal = shape_preservation(painter_checkpoint(tmp_path / "teal", colour=(-0.6, 0.1, -0.1)), hands_48, segmenter_48)
+    assert reference.iou_mean > 0.85
+    assert off_white.iou_mean > 0.7
+    # generators that keep the hand and paint the background: about the segmenter's reference,
+    # far from the whole-frame IoU (the mean hand area) the measure used to give
+    for painted in (grey, teal):
+        assert painted.iou_mean > min(0.7, off_white.iou_mean - 0.1)
+        assert painted.iou_mean > area + 0.45
+
+
+def test_a_generator_that_grows_the_hand_scores_lower(hands_48, segmenter_48, tmp_path, painter_plugin):
+    keeps = shape_preservation(painter_checkpoint(tmp_path / "keeps"), hands_48, segmenter_48)
+    grows = shape_preservation(painter_checkpoint(tmp_path / "grows", grow=3), hands_48, segmenter_48)
+    assert grows.iou_mean < keeps.iou_mean - 0.15
+    assert grows.box_iou_mean < keeps.box_iou_mean - 0.15
+
+
+def test_a_translator_that_fills_the_gaps_scores_lower(hands_48, segmenter_48):
+    def dilate(images, masks):
+        grown = F.max_pool2d(masks.float(), 5, 1, 2).bool()
+        skin = torch.tensor([200, 120, 100], dtype=torch.uint8).view(1, 3, 1, 1).expand_as(images)
+        return torch.where(grown & ~masks, skin, images)
+
+    reference = shape_preservation(identity_translator, hands_48, segmenter_48)
+    dilated = shape_preservation(dilate, hands_48, segmenter_48)
+    assert dilated.iou_mean < reference.iou_mean - 0.2
+
+
+def test_the_generator_gets_its_training_background(hands_48, tmp_path, identity_plugin):
+    # evaluation images on black: the checkpoint trained on white sees white outside the hand
+    on_black = hands_48.with_images(torch.where(hands_48.masks, hands_48.images, torch.zeros_like(hands_48.images)))
+    ckpt = save_generator(create_generator("identity_for_tests"), tmp_path / "identity", background=1.0, trained_with_masks=True)
+    seen = generator_view(str(ckpt))(on_black.images, on_black.masks)
+    assert torch.equal(seen, hands_48.images)  # white background, hand untouched, nothing composited
+    assert shape_preservation(str(ckpt), on_black, not_white).iou_mean == 1.0

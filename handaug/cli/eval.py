@@ -5,7 +5,9 @@
     handaug-eval fid --protocol hgan --ckpt a/export --synthetic synthhands:/data/SynthHands_Release --real realhands:/data/RealHands
     handaug-eval classifier --ckpt a/export --backbone vit_b_16 --device cuda
     handaug-eval shape --ckpt a/export
+    handaug-eval structure --ckpt a/export --ckpt b/export --image-size 128
     handaug-eval pose-benefit --ckpt a/export --runs 3
+    handaug-eval pose-consistency --ckpt a/export --save-oracle oracle.safetensors
     handaug-eval grid --ckpt a/export --ckpt b/export
 
 Subcommands (each writes Markdown + CSV tables, PNGs, report.md and results.json into --out):
@@ -13,8 +15,10 @@ Subcommands (each writes Markdown + CSV tables, PNGs, report.md and results.json
 - ``fid``: FID and KID against real images (Table I), InceptionV3 features by default;
   ``--protocol hgan`` measures exactly as the H-GAN reference code (:mod:`handaug.metrics.hgan_protocol`);
 - ``classifier``: the §IV-D Vision-Transformer tests (Tables II, III) and the confusion matrix (Fig. 7);
-- ``shape``: IoU of the translated hand's silhouette with the source mask;
+- ``shape``: IoU of the silhouette the generator draws itself (raw output, no compositing) with the source mask;
+- ``structure``: how much of the hand's inner edges and shading the translation keeps (1 kept, 0 flat blob);
 - ``pose-benefit``: a 2D keypoint regressor trained on synthetic vs translated hands, tested on real-style hands;
+- ``pose-consistency``: a keypoint model trained on real-style hands only, run on the translations (source keypoints);
 - ``grid``: sample grid, one row per checkpoint (Fig. 5);
 - ``all``: all of the above.
 
@@ -31,9 +35,11 @@ SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "fid": ("fid",),
     "classifier": ("classifier",),
     "shape": ("shape",),
+    "structure": ("structure",),
     "pose-benefit": ("pose-benefit",),
+    "pose-consistency": ("pose-consistency",),
     "grid": ("grid",),
-    "all": ("fid", "classifier", "shape", "pose-benefit", "grid"),
+    "all": ("fid", "classifier", "shape", "structure", "pose-benefit", "pose-consistency", "grid"),
 }
 
 
@@ -41,6 +47,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _odd_window(text: str) -> int:
+    value = int(text)
+    if value < 3 or value % 2 == 0:
+        raise argparse.ArgumentTypeError(f"expected an odd integer >= 3, got {text}")
     return value
 
 
@@ -57,7 +70,9 @@ def _common_parser() -> argparse.ArgumentParser:
     g.add_argument("--real", default=d.real, help="real source: procedural, a folder, or NAME:ROOT")
     g.add_argument("--synthetic-masks", help="mask pattern of a synthetic folder, e.g. '{stem}_mask.png'")
     g.add_argument("--real-masks", help="mask pattern of a real folder")
-    g.add_argument("--image-size", type=_positive_int, default=d.image_size, help="square evaluation size in px (default: %(default)s)")
+    g.add_argument("--image-size", type=_positive_int, default=d.image_size,
+                   help="square evaluation size in px, e.g. 128 for checkpoints trained on larger hands; a multiple of 16 "
+                        "for the pose measures (default: %(default)s)")
     g.add_argument("--background", choices=("white", "black", "keep"), default=d.background,
                    help="what the background outside the hand masks becomes, as in training (default: %(default)s)")
     g.add_argument("--seed", type=int, default=d.seed, help="seed of every data set, network and sample (default: %(default)s)")
@@ -128,13 +143,22 @@ def _add_shape(p: argparse.ArgumentParser, d: object) -> None:
     g.add_argument("--segmenter-steps", type=_positive_int, default=d.segmenter_steps, help="training steps of the SilNet segmenter")
 
 
+def _add_structure(p: argparse.ArgumentParser, d: object) -> None:
+    g = p.add_argument_group("inner structure")
+    g.add_argument("--structure-images", type=_positive_int, default=d.structure_images, help="synthetic images (default: %(default)s)")
+    g.add_argument("--structure-window", type=_odd_window, default=d.structure_window,
+                   help="odd window side in px (default: 7 at 64 px, 13 at 128 px: 2 * round(3 * image size / 64) + 1)")
+
+
 def _add_pose(p: argparse.ArgumentParser, d: object) -> None:
-    g = p.add_argument_group("pose benefit")
+    g = p.add_argument_group("pose benefit and pose consistency (one real-style oracle serves both)")
     g.add_argument("--pose-train", type=_positive_int, default=d.pose_train, help="training images (default: %(default)s)")
-    g.add_argument("--pose-test", type=_positive_int, default=d.pose_test, help="real-style test images (default: %(default)s)")
+    g.add_argument("--pose-test", type=_positive_int, default=d.pose_test, help="test images (default: %(default)s)")
     g.add_argument("--pose-epochs", type=_positive_int, default=d.pose_epochs)
     g.add_argument("--runs", type=_positive_int, default=d.pose_runs, help="regressors per training set, for mean ± std (default: %(default)s)")
-    g.add_argument("--no-oracle", action="store_true", help="skip the upper-bound row trained on real-style renderings")
+    g.add_argument("--no-oracle", action="store_true", help="pose-benefit: skip the upper-bound row trained on real-style renderings")
+    g.add_argument("--save-oracle", metavar="FILE.safetensors",
+                   help="write the real-style keypoint oracle (first run) here, for handaug's PoseConsistencyMonitor during training")
 
 
 def _add_grid(p: argparse.ArgumentParser, d: object) -> None:
@@ -150,19 +174,24 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
     common = _common_parser()
     sub = parser.add_subparsers(dest="command", required=True, metavar="{" + ",".join(SUBCOMMANDS) + "}")
-    adders = {"fid": _add_fid, "classifier": _add_classifier, "shape": _add_shape, "pose-benefit": _add_pose, "grid": _add_grid}
+    adders = {
+        "fid": _add_fid, "classifier": _add_classifier, "shape": _add_shape, "structure": _add_structure,
+        "pose-benefit": _add_pose, "pose-consistency": _add_pose, "grid": _add_grid,
+    }
     helps = {
         "fid": "FID and KID against real images (Table I)",
         "classifier": "the paper's ViT domain-classifier tests (Tables II, III, Fig. 7)",
-        "shape": "silhouette IoU between source masks and translated hands",
+        "shape": "silhouette IoU between source masks and the generator's own (uncomposited) hands",
+        "structure": "how much of the hand's inner edges and shading each translation keeps",
         "pose-benefit": "does training a keypoint model on translated hands help on real-style hands",
+        "pose-consistency": "can a keypoint model trained on real-style hands find the source pose in the translations",
         "grid": "sample grid, one row per checkpoint (Fig. 5)",
         "all": "every measure above, one report folder",
     }
     for name, measures in SUBCOMMANDS.items():
         p = sub.add_parser(name, parents=[common], help=helps[name], description=helps[name])
-        for measure in measures:
-            adders[measure](p, d)
+        for adder in dict.fromkeys(adders[measure] for measure in measures):  # shared groups once
+            adder(p, d)
         if name == "fid":
             _add_protocol(p)
     return parser
@@ -182,6 +211,7 @@ def settings_from_args(args: argparse.Namespace):  # noqa: ANN201 - EvalSettings
         ("backbone", "backbone"), ("vit_weights", "vit_weights"), ("classifier_train", "classifier_train"),
         ("classifier_test", "classifier_test"), ("classifier_epochs", "classifier_epochs"), ("classifier_lr", "classifier_lr"),
         ("shape_images", "shape_images"), ("segmenter_steps", "segmenter_steps"),
+        ("structure_images", "structure_images"), ("structure_window", "structure_window"), ("save_oracle", "save_oracle"),
         ("pose_train", "pose_train"), ("pose_test", "pose_test"), ("pose_epochs", "pose_epochs"), ("pose_runs", "runs"),
         ("grid_images", "grid_images"),
     ):

@@ -1,5 +1,6 @@
 """Evaluating trained checkpoints: FID/KID, the paper's domain-classifier tests, shape preservation,
-the pose benefit, sample grids and report tables (the engine behind ``handaug-eval``).
+inner structure, the pose benefit and pose consistency, sample grids and report tables (the engine
+behind ``handaug-eval``).
 
 Submodules, one concept each:
 
@@ -7,8 +8,10 @@ Submodules, one concept each:
 - :mod:`handaug.metrics.eval_data`: evaluation image sets (procedural hands, folders) and their translation;
 - :mod:`handaug.metrics.fid`: FID and KID (torchmetrics) between two image sets;
 - :mod:`handaug.metrics.classifier`: the paper's §IV-D Vision-Transformer domain classifier (Tables II, III, Fig. 7);
-- :mod:`handaug.metrics.shape`: hand-shape preservation (IoU of silhouettes before and after translation);
+- :mod:`handaug.metrics.shape`: hand-shape preservation (IoU of the generator's own silhouette with the source mask);
+- :mod:`handaug.metrics.structure`: how much of the hand's inner edges and shading a translation keeps;
 - :mod:`handaug.metrics.pose_benefit`: does training a 2D keypoint regressor on translated data help on real images;
+- :mod:`handaug.metrics.pose_consistency`: can a keypoint model trained on real images find the source pose in translations;
 - :mod:`handaug.metrics.grids`: sample grids like the paper's Fig. 5;
 - :mod:`handaug.metrics.report`: Markdown/CSV tables and atomic file writes;
 - :mod:`handaug.metrics.suite`: all of the above over several checkpoints, into one report folder.
@@ -43,6 +46,12 @@ _EXPORTS: dict[str, str] = {
     "shape_preservation": "handaug.metrics.shape",
     "SilNetSegmenter": "handaug.metrics.shape",
     "train_default_segmenter": "handaug.metrics.shape",
+    "inner_structure": "handaug.metrics.structure",
+    "inner_structure_per_image": "handaug.metrics.structure",
+    "pose_consistency": "handaug.metrics.pose_consistency",
+    "train_oracles": "handaug.metrics.pose_benefit",
+    "save_oracle": "handaug.metrics.pose_consistency",
+    "load_oracle": "handaug.metrics.pose_consistency",
     "KeypointRegressor": "handaug.metrics.pose_benefit",
     "pck": "handaug.metrics.pose_benefit",
     "pose_benefit": "handaug.metrics.pose_benefit",

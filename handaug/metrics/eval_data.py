@@ -45,6 +45,7 @@ ROLES: tuple[str, ...] = (
     "pose_test",
     "grid_synthetic",
     "grid_real",
+    "structure",
 )
 EVAL_SEED_BASE = 10_000
 

@@ -59,6 +59,7 @@ class KeypointRegressor(nn.Module):
         super().__init__()
         c = width
         self.num_keypoints = num_keypoints
+        self.width = width
         self.enc1 = double_conv(3, c, 2)  # S/2
         self.enc2 = double_conv(c, 2 * c, 2)  # S/4
         self.enc3 = double_conv(2 * c, 4 * c, 2)  # S/8
@@ -227,6 +228,44 @@ class PoseScore:
         return d
 
 
+def train_models(
+    label: str,
+    train: EvalSet,
+    *,
+    runs: int = 1,
+    seed: int = 0,
+    epochs: int = 12,
+    width: int = 32,
+    device: str | torch.device = "cpu",
+    show_progress: bool = True,
+) -> list[KeypointRegressor]:
+    """``runs`` regressors trained on ``train``, run ``r`` seeded by ``1000 * seed + r``."""
+    if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
+        raise ValueError(f"runs must be a positive integer, got {runs!r}")
+    return [
+        train_regressor(
+            train, epochs=epochs, width=width, seed=1000 * seed + r, device=device, show_progress=show_progress,
+            desc=f"pose: train on {label}" + (f" (run {r + 1}/{runs})" if runs > 1 else ""),
+        )
+        for r in range(runs)
+    ]
+
+
+def score_models(label: str, models: Sequence[nn.Module], test: EvalSet, *, n_train: int, device: str | torch.device = "cpu") -> PoseScore:
+    """PCK@0.1 and mean pixel error of each of ``models`` on ``test`` (images with keypoints), one entry per model."""
+    if test.keypoints is None:
+        raise ValueError(f"test set {test.name!r} has no keypoints")
+    if not models:
+        raise ValueError("models must hold at least one keypoint model")
+    visible = visible_keypoints(test.keypoints, test.image_size)
+    pcks, errors = [], []
+    for model in models:
+        predicted = predict_keypoints(model, test.images, device=device)
+        pcks.append(pck(predicted, test.keypoints, visible))
+        errors.append(mean_pixel_error(predicted, test.keypoints, visible))
+    return PoseScore(label, pcks, errors, n_train, len(test))
+
+
 def score_training_set(
     label: str,
     train: EvalSet,
@@ -242,17 +281,50 @@ def score_training_set(
     """Train ``runs`` regressors on ``train`` (run ``r`` seeded by ``1000 * seed + r``) and score them on ``test``."""
     if test.keypoints is None:
         raise ValueError(f"test set {test.name!r} has no keypoints")
-    visible = visible_keypoints(test.keypoints, test.image_size)
-    pcks, errors = [], []
-    for r in range(runs):
-        model = train_regressor(
-            train, epochs=epochs, width=width, seed=1000 * seed + r, device=device, show_progress=show_progress,
-            desc=f"pose: train on {label}" + (f" (run {r + 1}/{runs})" if runs > 1 else ""),
-        )
-        predicted = predict_keypoints(model, test.images, device=device)
-        pcks.append(pck(predicted, test.keypoints, visible))
-        errors.append(mean_pixel_error(predicted, test.keypoints, visible))
-    return PoseScore(label, pcks, errors, len(train), len(test))
+    models = train_models(label, train, runs=runs, seed=seed, epochs=epochs, width=width, device=device, show_progress=show_progress)
+    return score_models(label, models, test, n_train=len(train), device=device)
+
+
+def _check_image_size(image_size: int) -> None:
+    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 16 or image_size % 16:
+        raise ValueError(f"image_size must be a multiple of 16 for the keypoint regressor, got {image_size!r}")
+
+
+def pose_test_set(style: str, *, image_size: int, n_test: int, seed: int, background: str = "white", show_progress: bool = True) -> EvalSet:
+    """The pose test hands (procedural seed ``role_seed(seed, "pose_test")``) in ``style``.
+
+    Both styles show the same hands in the same poses: the synthetic-style set, translated, is
+    compared with the real-style one by :mod:`handaug.metrics.pose_consistency`.
+    """
+    name = "real (test)" if style == "real" else f"{style} (pose test)"
+    return procedural_set(style, n_test, role_seed(seed, "pose_test"), image_size=image_size, background=background, show_progress=show_progress, name=name)
+
+
+def oracle_training_set(*, image_size: int, n_train: int, seed: int, background: str = "white", show_progress: bool = True) -> EvalSet:
+    """Real-style renderings of the pose training hands (procedural seed ``role_seed(seed, "pose_train")``)."""
+    return procedural_set("real", n_train, role_seed(seed, "pose_train"), image_size=image_size, background=background, show_progress=show_progress, name="real (oracle)")
+
+
+def train_oracles(
+    *,
+    image_size: int = 64,
+    n_train: int = 2000,
+    epochs: int = 12,
+    runs: int = 1,
+    seed: int = 0,
+    background: str = "white",
+    width: int = 32,
+    device: str | torch.device = "cpu",
+    show_progress: bool = True,
+) -> list[KeypointRegressor]:
+    """The ``"real (oracle)"`` keypoint models: ``runs`` regressors trained on real-style hands only.
+
+    The same models :func:`pose_benefit` trains for its upper-bound row (same data, same seeds),
+    so one set can serve both it and :func:`handaug.metrics.pose_consistency.pose_consistency`.
+    """
+    _check_image_size(image_size)
+    real = oracle_training_set(image_size=image_size, n_train=n_train, seed=seed, background=background, show_progress=show_progress)
+    return train_models("real (oracle)", real, runs=runs, seed=seed, epochs=epochs, width=width, device=device, show_progress=show_progress)
 
 
 def pose_benefit(
@@ -265,6 +337,7 @@ def pose_benefit(
     runs: int = 1,
     seed: int = 0,
     include_real: bool = True,
+    oracles: Sequence[nn.Module] | None = None,
     background: str = "white",
     width: int = 32,
     batch_size: int = 32,
@@ -282,26 +355,31 @@ def pose_benefit(
         runs: regressors per training set (different weight/batch seeds): mean ± std over them.
         seed: the run seed (procedural seeds of the data, regressor seeds).
         include_real: add the oracle row trained on real-style renderings of the training hands.
+        oracles: the oracle row's models if already trained by :func:`train_oracles` with the
+            same settings (so that pose consistency and this measure train them once); ``None``
+            trains them here.
         background: ``"white"`` / ``"black"`` outside the hand masks (as in training) or ``"keep"``.
 
     Returns:
         One :class:`PoseScore` per row: ``"synthetic"``, each translator's label, then ``"real (oracle)"``.
     """
-    if image_size % 16:
-        raise ValueError(f"image_size must be a multiple of 16 for the keypoint regressor, got {image_size}")
-    if not isinstance(runs, int) or runs < 1:
+    _check_image_size(image_size)
+    if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
         raise ValueError(f"runs must be a positive integer, got {runs!r}")
-    train_seed, test_seed = role_seed(seed, "pose_train"), role_seed(seed, "pose_test")
+    if oracles is not None and len(oracles) != runs:
+        raise ValueError(f"oracles must hold one model per run ({runs}), got {len(oracles)}")
+    train_seed = role_seed(seed, "pose_train")
     synthetic = procedural_set("synthetic", n_train, train_seed, image_size=image_size, background=background, show_progress=show_progress, name="synthetic")
-    test = procedural_set("real", n_test, test_seed, image_size=image_size, background=background, show_progress=show_progress, name="real (test)")
+    test = pose_test_set("real", image_size=image_size, n_test=n_test, seed=seed, background=background, show_progress=show_progress)
     common = dict(runs=runs, seed=seed, epochs=epochs, width=width, device=device, show_progress=show_progress)
     rows = [score_training_set("synthetic", synthetic, test, **common)]
     for label, translator in translators.items():
         translated = translate_set(translator, synthetic, batch_size=batch_size, device=device, show_progress=show_progress, name=label)
         rows.append(score_training_set(label, translated, test, **common))
     if include_real:
-        real = procedural_set("real", n_train, train_seed, image_size=image_size, background=background, show_progress=show_progress, name="real (oracle)")
-        rows.append(score_training_set("real (oracle)", real, test, **common))
+        if oracles is None:
+            oracles = train_oracles(image_size=image_size, n_train=n_train, background=background, **common)
+        rows.append(score_models("real (oracle)", oracles, test, n_train=n_train, device=device))
     return rows
 
 

@@ -1,26 +1,43 @@
-"""Shape preservation: does the translated hand keep the source hand's silhouette?
+"""Shape preservation: does the generator's own output keep the source hand's silhouette?
 
 GeoConGAN's concern (and the paper's Fig. 5, middle row): a generator that is not held to the
-hand's shape fills the gaps between fingers or grows the hand. Here the checkpoint translates
-whole images (``mask_mode="none"``: no compositing, so the generator's own output is judged), a
-segmenter finds the hand in each translation, and the silhouette is compared with the source's
-hand mask by intersection over union, per image: over the whole image, and inside the source
-hand's padded bounding box (where gaps between fingers are).
+hand's shape fills the gaps between fingers or grows the hand. Used with hand masks,
+``SynthToReal`` composites the translated hand over the original background, so the silhouette is
+kept by construction; this measure judges what the generator itself draws, which is what a user
+gets without masks (``mask_mode="none"``, ``handaug-translate`` without masks).
+
+Each checkpoint gets the input it was trained on (pixels outside the hand mask set to the
+checkpoint's ``background`` value, as ``SynthToReal`` does before the generator in composite
+mode), and its raw output (no compositing) is segmented. The silhouette is compared with the
+source's hand mask by intersection over union, per image: over the whole image, and inside the
+source hand's padded bounding box (where gaps between fingers are).
 
 The default segmenter is GeoConGAN's SilNet (:class:`handaug.plugins.geocongan.SilNet`) trained
-on procedural hands of both styles with their exact masks (:func:`train_default_segmenter`);
-any callable can replace it. The same segmenter applied to the untranslated source images gives
-the reference IoU: the segmenter's own error, which the translations cannot beat.
+on procedural hands of both styles with their exact masks, over varied backgrounds (white, flat
+random colours, smooth colour fields, noise) and with random colour gains on the hand
+(:func:`train_default_segmenter`), so that it finds the hand by its shape and shading rather than
+by "not the background colour". A generator trained with masks never learnt what to draw outside
+the hand (it was composited away) and paints it some colour; a segmenter trained on white
+backgrounds only calls all of that "hand", which made every such checkpoint score exactly the
+IoU of the whole frame (the mean hand area). Any callable can replace the segmenter. The same
+segmenter on the untranslated sources gives the reference IoU (its own error), and on the sources
+over other backgrounds its error off white.
+
+What it does not capture: a generator that paints a halo or a hand-coloured smear around the hand
+counts against it here even though compositing removes both; and the inside of the hand only
+matters as far as the segmenter needs it (:mod:`handaug.metrics.structure` measures that).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from handaug.metrics.eval_data import EvalSet, PathLike, Translator, procedural_set, role_seed, translate_set
 from handaug.metrics.features import as_unit_float
@@ -85,19 +102,65 @@ class SilNetSegmenter(nn.Module):
         return self.silnet(images.float().mul(2.0).sub(1.0)) > 0.0  # sigmoid(logit) > 0.5
 
 
+#: Kinds of background :func:`varied_backgrounds` draws from, in equal parts.
+BACKGROUND_KINDS: tuple[str, ...] = ("as given", "flat colour", "smooth colours", "noisy colour")
+
+
+def varied_backgrounds(images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator, *, hand_gain: float = 0.4) -> torch.Tensor:
+    """``images`` with the background outside ``masks`` replaced, per image, by one of :data:`BACKGROUND_KINDS`.
+
+    ``"as given"`` keeps the image's own background; ``"flat colour"`` is one random RGB colour;
+    ``"smooth colours"`` a random 4 × 4 colour grid upsampled bilinearly; ``"noisy colour"`` a random
+    colour with Gaussian noise (std 0.15). Each hand's colour channels are also multiplied by random
+    gains in ``[1 - hand_gain, 1 + hand_gain]`` (a skin tone or white balance the segmenter never saw).
+
+    Args:
+        images: ``(N, 3, H, W)`` float in ``[0, 1]``.
+        masks: ``(N, 1, H, W)`` bool.
+        generator: the CPU random generator every draw comes from.
+
+    Returns:
+        ``(N, 3, H, W)`` float in ``[0, 1]``.
+    """
+    n, _, h, w = images.shape
+    kind = torch.randint(len(BACKGROUND_KINDS), (n,), generator=generator)
+    flat = torch.rand(n, 3, 1, 1, generator=generator).expand(n, 3, h, w)
+    smooth = F.interpolate(torch.rand(n, 3, 4, 4, generator=generator), size=(h, w), mode="bilinear", align_corners=False)
+    noisy = (torch.rand(n, 3, 1, 1, generator=generator) + 0.15 * torch.randn(n, 3, h, w, generator=generator)).clamp(0.0, 1.0)
+    background = torch.stack([images, flat, smooth, noisy])[kind, torch.arange(n)]
+    gain = 1.0 - hand_gain + 2.0 * hand_gain * torch.rand(n, 3, 1, 1, generator=generator)
+    return torch.where(masks, (images * gain).clamp(0.0, 1.0), background)
+
+
+def _random_crops(images: torch.Tensor, masks: torch.Tensor, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One random ``size × size`` crop of every image and its mask (``size`` no larger than the images)."""
+    n, _, h, w = images.shape
+    if size >= h and size >= w:
+        return images, masks
+    tops = torch.randint(h - size + 1, (n,), generator=generator).tolist()
+    lefts = torch.randint(w - size + 1, (n,), generator=generator).tolist()
+    crops = [(images[i, :, t : t + size, l : l + size], masks[i, :, t : t + size, l : l + size]) for i, (t, l) in enumerate(zip(tops, lefts))]
+    return torch.stack([c[0] for c in crops]), torch.stack([c[1] for c in crops])
+
+
 def train_default_segmenter(
     *,
     image_size: int = 64,
     n: int = 400,
     seed: int = role_seed(0, "segmenter_train"),
-    steps: int = 200,
+    steps: int = 400,
     background: str = "white",
     base_channels: int = 8,
+    crop_size: int = 64,
     show_progress: bool = True,
 ) -> SilNetSegmenter:
     """SilNet trained on ``n`` procedural hands (half synthetic, half real style, procedural ``seed``) and their masks.
 
-    Deterministic for a given ``seed`` (weights and mini-batches are seeded).
+    The hands are rendered at ``image_size`` with ``background`` outside the mask (the
+    evaluation's background), then put over :func:`varied_backgrounds` (a quarter keep it) and
+    cut to one random ``crop_size`` crop each (at the hands' own scale: training costs the same
+    at any ``image_size``; the network is fully convolutional). Deterministic for a given
+    ``seed`` (data, weights and mini-batches are seeded).
     """
     from handaug.plugins.geocongan import SilNet, train_silnet
 
@@ -105,14 +168,16 @@ def train_default_segmenter(
         procedural_set("synthetic", max(1, n // 2), seed, image_size=image_size, background=background, show_progress=show_progress),
         procedural_set("real", max(1, n - n // 2), seed + 1, image_size=image_size, background=background, show_progress=show_progress),
     ]
-    images = torch.cat([as_unit_float(s.images) for s in sets]).mul_(2.0).sub_(1.0)
-    masks = torch.cat([s.masks for s in sets]).float()
+    rng = torch.Generator().manual_seed(seed)
+    masks = torch.cat([s.masks for s in sets])
+    images = varied_backgrounds(torch.cat([as_unit_float(s.images) for s in sets]), masks, rng)
+    images, masks = _random_crops(images, masks, min(crop_size, image_size), rng)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         silnet = SilNet(base_channels=base_channels, depth=3)
         if show_progress:
             print(f"training the SilNet segmenter ({steps} steps on {len(images)} procedural hands)...", flush=True)
-        train_silnet(silnet, images, masks, steps=steps, lr=2e-3, batch_size=16, seed=seed)
+        train_silnet(silnet, images.mul(2.0).sub(1.0), masks.float(), steps=steps, lr=5e-3, batch_size=16, seed=seed)
     return SilNetSegmenter(silnet)
 
 
@@ -156,6 +221,30 @@ class ShapeResult:
         return asdict(self)
 
 
+def generator_view(ckpt: PathLike, *, device: str | torch.device | None = None) -> Translator:
+    """A :data:`Translator` giving the checkpoint's generator the input it was trained on and returning its raw output.
+
+    Pixels outside the mask become the checkpoint's ``background`` value (if it records one and a
+    mask is given), then the whole image is translated with ``mask_mode="none"``: nothing is
+    composited, so the output is the generator's own, silhouette included.
+    """
+    from handaug.checkpoint import read_checkpoint
+    from handaug.synth_to_real import SynthToReal
+
+    if not isinstance(ckpt, (str, os.PathLike)):
+        raise ValueError(f"ckpt must be one checkpoint path (shape preservation judges one generator at a time), got {ckpt!r}")
+    background = read_checkpoint(ckpt).background
+    fill = None if background is None else round((float(background) + 1.0) * 127.5)
+    s2r = SynthToReal(ckpt, p=1.0, device=device, mask_mode="none", seed=0, precision="fp32")
+
+    def translate(images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+        if masks is not None and fill is not None:
+            images = torch.where(masks, images, torch.full_like(images, fill))
+        return s2r(images)
+
+    return translate
+
+
 def shape_preservation(
     translator: Translator | PathLike,
     images: EvalSet,
@@ -169,9 +258,9 @@ def shape_preservation(
     """IoU between the hand masks of ``images`` and the segmenter's silhouettes of their translations.
 
     Args:
-        translator: a checkpoint path (run through :class:`handaug.SynthToReal` with
-            ``mask_mode="none"``: whole images, no compositing) or a :data:`Translator` callable
-            (it receives ``masks=None``).
+        translator: a checkpoint path (run through :func:`generator_view`: its training
+            background outside the mask, raw output, no compositing) or a :data:`Translator`
+            callable (it receives the images and their masks; its output is segmented as it is).
         images: source images with masks.
         segmenter: a :data:`Segmenter`, e.g. :func:`train_default_segmenter`'s.
 
@@ -180,7 +269,10 @@ def shape_preservation(
     """
     if images.masks is None:
         raise ValueError(f"images {images.name!r} have no hand masks; shape preservation needs them")
-    translated = translate_set(translator, images, batch_size=batch_size, mask_mode="none", device=device, show_progress=show_progress)
+    if isinstance(translator, (str, os.PathLike)):
+        translator = generator_view(translator, device=device)
+    # "composite" here only means: the translator is handed the masks (generator_view does not composite).
+    translated = translate_set(translator, images, batch_size=batch_size, mask_mode="composite", device=device, show_progress=show_progress)
     predicted = silhouettes(segmenter, translated.images, show_progress=show_progress, desc=f"segment {label}")
     iou = mask_iou(predicted, images.masks)
     box_iou = mask_iou(predicted, images.masks, region=hand_boxes(images.masks))
@@ -192,3 +284,19 @@ def shape_preservation(
 def identity_translator(images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
     """The translation that changes nothing (the reference row: the segmenter on the source images)."""
     return images
+
+
+def other_backgrounds_translator(seed: int = 0) -> Translator:
+    """A :data:`Translator` that keeps the hand and puts it over :func:`varied_backgrounds` (no colour gain).
+
+    The segmenter's reference off its usual background: its IoU on these images is what a
+    generator that keeps the hand exactly but paints the background can expect.
+    """
+
+    def translate(images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+        if masks is None:
+            return images
+        rng = torch.Generator().manual_seed(seed)
+        return varied_backgrounds(as_unit_float(images), masks, rng, hand_gain=0.0).mul(255.0).round().to(torch.uint8)
+
+    return translate

@@ -34,12 +34,14 @@ from handaug.metrics.eval_data import DomainSources, EvalSet, PathLike, role_see
 from handaug.metrics.features import extract_features
 from handaug.metrics.fid import fid_kid_from_features
 from handaug.metrics.grids import sample_grid
-from handaug.metrics.pose_benefit import pose_benefit, pose_table
+from handaug.metrics.pose_benefit import KeypointRegressor, pose_benefit, pose_table, pose_test_set, train_oracles
+from handaug.metrics.pose_consistency import consistency_table, pose_consistency, save_oracle
 from handaug.atomic_files import write_bytes_atomically
 from handaug.metrics.report import Table, format_mean_std, format_number
-from handaug.metrics.shape import identity_translator, shape_preservation, train_default_segmenter
+from handaug.metrics.shape import identity_translator, other_backgrounds_translator, shape_preservation, train_default_segmenter
+from handaug.metrics.structure import chance_level, default_window, inner_structure
 
-MEASURES: tuple[str, ...] = ("fid", "classifier", "shape", "pose-benefit", "grid")
+MEASURES: tuple[str, ...] = ("fid", "classifier", "shape", "structure", "pose-benefit", "pose-consistency", "grid")
 
 
 def checkpoint_label(path: PathLike) -> str:
@@ -110,15 +112,19 @@ class EvalSettings:
     classifier_lr: float | None = None  # None: 1e-3 for vit_small, the paper's 1e-5 for vit_b_16
     # shape preservation
     shape_images: int = 200
-    segmenter_steps: int = 200
+    segmenter_steps: int = 400
     segmenter_images: int = 400
-    # pose benefit
+    # inner structure
+    structure_images: int = 200
+    structure_window: int | None = None  # None: handaug.metrics.structure.default_window(image_size)
+    # pose benefit and pose consistency (one oracle for both)
     pose_train: int = 2000
     pose_test: int = 500
     pose_epochs: int = 20
     pose_runs: int = 1
     pose_width: int = 16
     pose_oracle: bool = True
+    save_oracle: str | None = None
     # sample grid
     grid_images: int = 8
 
@@ -133,6 +139,8 @@ class EvalSuite:
         self.out = Path(out)
         self.settings = settings or EvalSettings()
         s = self.settings
+        if s.save_oracle is not None and not str(s.save_oracle).endswith(".safetensors"):
+            raise ValueError(f"save_oracle must be a path ending in .safetensors, got {s.save_oracle!r}")
         self.sources = DomainSources(
             s.synthetic, s.real, image_size=s.image_size, seed=s.seed, background=s.background,
             synthetic_masks=s.synthetic_masks, real_masks=s.real_masks, show_progress=s.show_progress,
@@ -140,6 +148,7 @@ class EvalSuite:
         self.results: dict[str, Any] = {"checkpoints": dict(self.checkpoints), "settings": dict(vars(s))}
         self.tables: dict[str, Table] = {}
         self.figures: dict[str, Path] = {}
+        self._oracles: list[KeypointRegressor] | None = None
 
     # ------------------------------------------------------------------ helpers
     def _translate(self, label: str, images: EvalSet) -> EvalSet:
@@ -241,12 +250,15 @@ class EvalSuite:
             background=s.background, base_channels=8, show_progress=s.show_progress,
         )
         table = Table(
-            f"Shape preservation: IoU of the translated hand's silhouette with the source mask ({len(images)} images, no compositing)",
+            f"Shape preservation: IoU of the generator's own hand silhouette with the source mask ({len(images)} images, no compositing)",
             ["checkpoint", "IoU, whole image ↑", "IoU, hand box ↑", "images"],
         )
         self.results["shape"] = {}
         reference = shape_preservation(identity_translator, images, segmenter, label="source (no translation)", batch_size=s.batch_size)
-        rows = [reference] + [
+        off_white = shape_preservation(
+            other_backgrounds_translator(s.seed), images, segmenter, label="source over other backgrounds", batch_size=s.batch_size,
+        )
+        rows = [reference, off_white] + [
             shape_preservation(
                 path, images, segmenter, label=label, batch_size=s.batch_size, device=s.device, show_progress=s.show_progress,
             )
@@ -258,26 +270,92 @@ class EvalSuite:
                 result.label, format_mean_std(result.iou_mean, result.iou_std, 4), format_mean_std(result.box_iou_mean, result.box_iou_std, 4), result.n,
             ])
         table.notes.append(
-            f"Silhouettes by a SilNet trained for {s.segmenter_steps} steps on {s.segmenter_images} procedural hands of both "
-            "styles; the first row is that segmenter on the untranslated images (its own error, the best a translation can get). "
+            "Each generator gets its training input (its background value outside the hand mask) and its raw output, not "
+            "composited, is segmented: the silhouette it draws itself, what a user gets without masks (with masks, compositing "
+            f"keeps the silhouette exactly). Silhouettes by a SilNet trained for {s.segmenter_steps} steps on "
+            f"{s.segmenter_images} procedural hands of both styles over varied backgrounds; the first row is that segmenter on "
+            "the untranslated images (its own error, the best a translation can get), the second on the same hands over "
+            "random backgrounds (what a generator that keeps the hand but paints the background can expect). "
             "Mean ± std over images. Hand box: only the source hand's bounding box padded by 10 % is compared (gaps between "
             "fingers count, the far background does not)."
         )
         return self._emit("shape", table)
 
+    def run_structure(self) -> Table:
+        """Inner structure: how much of each synthetic hand's internal edges and shading its translation keeps."""
+        s = self.settings
+        images = self.sources.take("synthetic", "structure", s.structure_images)
+        if images.masks is None:
+            raise ValueError("inner structure needs hand masks of the synthetic images: give --synthetic-masks for a folder source")
+        window = s.structure_window or default_window(s.image_size)
+        table = Table(
+            f"Inner structure: source variance inside the hand explained by its translation ({len(images)} images, {window} px windows)",
+            ["checkpoint", "inner structure ↑", "images scored", "images excluded"],
+        )
+        self.results["structure"] = {}
+        for label in self.checkpoints:
+            translated = self._translate(label, images)
+            result = inner_structure(images.images, translated.images, images.masks, label=label, window=window)
+            self.results["structure"][label] = result.to_dict()
+            table.add_row([label, format_mean_std(result.mean, result.std, 3), result.n, result.n_excluded])
+        table.notes.append(
+            f"In every {window} × {window} window entirely inside the source hand, the fraction of the source's colour variance "
+            "that an affine function of the translation's colours explains, summed over the windows of each image and corrected "
+            f"for chance (unrelated noise explains {chance_level(window):.3f} before the correction): 1 = the hand's edges and "
+            "shading are kept (any global colour, skin-tone or brightness change allowed), 0 = a flat blob. Mean ± std over "
+            "images; images whose hand holds no whole window or has no colour variance are excluded. It does not judge realism "
+            "(FID/KID, classifiers) or the silhouette (shape)."
+        )
+        return self._emit("structure", table)
+
+    def pose_oracles(self) -> list[KeypointRegressor]:
+        """The real-style keypoint models (one per ``pose_runs``), trained on first use and shared by pose benefit and pose consistency."""
+        s = self.settings
+        if self._oracles is None:
+            self._oracles = train_oracles(
+                image_size=s.image_size, n_train=s.pose_train, epochs=s.pose_epochs, runs=s.pose_runs, seed=s.seed,
+                background=s.background, width=s.pose_width, device=s.device, show_progress=s.show_progress,
+            )
+            if s.save_oracle:
+                path = save_oracle(
+                    self._oracles[0].cpu(), s.save_oracle, image_size=s.image_size,
+                    trained_on=f"{s.pose_train} real-style procedural hands at {s.image_size} px (seed {s.seed})",
+                )
+                print(f"wrote the keypoint oracle to {path}", flush=True)
+        return self._oracles
+
+    def _check_pose_sources(self) -> None:
+        if not (self.sources.is_procedural("synthetic") and self.sources.is_procedural("real")):
+            print("the pose measures use the procedural hands (they need paired keypoints); --synthetic/--real are ignored for them", flush=True)
+
     def run_pose_benefit(self) -> Table:
         """Keypoint regressors trained on synthetic / translated / real-style hands, tested on real-style hands."""
         s = self.settings
-        if not (self.sources.is_procedural("synthetic") and self.sources.is_procedural("real")):
-            print("pose-benefit uses the procedural hands (it needs paired keypoints); --synthetic/--real are ignored for it", flush=True)
+        self._check_pose_sources()
         rows = pose_benefit(
             self.checkpoints, image_size=s.image_size, n_train=s.pose_train, n_test=s.pose_test, epochs=s.pose_epochs,
-            runs=s.pose_runs, seed=s.seed, include_real=s.pose_oracle, background=s.background, width=s.pose_width,
-            batch_size=s.batch_size, device=s.device, show_progress=s.show_progress,
+            runs=s.pose_runs, seed=s.seed, include_real=s.pose_oracle, oracles=self.pose_oracles() if s.pose_oracle else None,
+            background=s.background, width=s.pose_width, batch_size=s.batch_size, device=s.device, show_progress=s.show_progress,
         )
         self.results["pose_benefit"] = {row.label: row.to_dict() for row in rows}
         table = pose_table(rows, title=f"Pose benefit: 2D keypoint regressor tested on {s.pose_test} real-style procedural hands ({s.image_size} px)")
         return self._emit("pose_benefit", table)
+
+    def run_pose_consistency(self) -> Table:
+        """The real-style oracle on each checkpoint's translations (source keypoints), on real-style and on synthetic hands."""
+        s = self.settings
+        self._check_pose_sources()
+        oracles = self.pose_oracles()
+        common = dict(image_size=s.image_size, n_test=s.pose_test, seed=s.seed, background=s.background, show_progress=s.show_progress)
+        rows = pose_consistency(
+            self.checkpoints, oracles, pose_test_set("synthetic", **common), pose_test_set("real", **common), n_train=s.pose_train,
+            batch_size=s.batch_size, device=s.device, show_progress=s.show_progress,
+        )
+        self.results["pose_consistency"] = {row.label: row.to_dict() for row in rows}
+        table = consistency_table(
+            rows, title=f"Pose consistency: a keypoint model trained on real-style hands only, on {s.pose_test} hands ({s.image_size} px)",
+        )
+        return self._emit("pose_consistency", table)
 
     def run_grid(self) -> Path:
         """Fig. 5-like samples: synthetic inputs, one row per checkpoint, real images for reference."""
@@ -302,7 +380,9 @@ class EvalSuite:
             "fid": self.run_fid,
             "classifier": self.run_classifier,
             "shape": self.run_shape,
+            "structure": self.run_structure,
             "pose-benefit": self.run_pose_benefit,
+            "pose-consistency": self.run_pose_consistency,
             "grid": self.run_grid,
         }
         for measure in measures:
