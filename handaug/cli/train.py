@@ -8,12 +8,15 @@
     handaug-train --print_config                           # every option with its default
 
 Options are the arguments of :class:`handaug.training.HGAN` (``--model.*``),
-:class:`handaug.training.UnpairedDataModule` (``--data.*``) and ``lightning.Trainer``
-(``--trainer.*``), of :class:`handaug.training.resume.ResumeCheckpoint` (``--checkpointing.*``:
-how often ``last.ckpt`` is written) and of :class:`handaug.training.selection.CheckpointSelection`
-(``--selection.*``: keep the best states by a validation measure and export the best). Under ``--trainer.default_root_dir`` a run writes
-``checkpoints/last.ckpt`` (to resume; at every epoch's end and every 10 minutes), ``samples/*.png`` (synthetic | translated | cycled after every validation), the
-logger's metrics, ``config.yaml``, and at the end ``export/`` (the generator for ``SynthToReal``).
+:class:`handaug.training.UnpairedDataModule` (``--data.*``), ``lightning.Trainer``
+(``--trainer.*``), :class:`handaug.training.ResumeCheckpoint` (``--checkpointing.*``: how often
+``last.ckpt`` is written) and :class:`handaug.training.CheckpointSelection` (``--selection.*``:
+keep the best states by a validation measure and export the best).
+
+Under ``--trainer.default_root_dir`` a run writes ``checkpoints/last.ckpt`` (to resume; at every
+epoch's end and every 10 minutes), ``samples/*.png`` (synthetic | translated | cycled after
+every validation), the logger's metrics (``val/inner_structure`` among them), ``config.yaml``,
+and at the end ``export/`` (the generator for ``SynthToReal``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from handaug.training.callbacks import GeneratorExport, SampleGridWriter
 from handaug.training.module import HGAN
 from handaug.training.resume import ResumeCheckpoint, ResumeError, resolve_resume_path
 from handaug.training.selection import CheckpointSelection
+from handaug.training.validation_measures import StructureMonitor
 
 DEMO_FLAG = "--demo"
 
@@ -67,7 +71,9 @@ def _trainer_defaults() -> dict[str, Any]:
         "default_root_dir": "runs/hgan",
         # last.ckpt is written by ResumeCheckpoint (--checkpointing.*); best states, when asked for,
         # by CheckpointSelection (--selection.*), a ModelCheckpoint, so Lightning adds no default one.
-        "callbacks": [SampleGridWriter(), GeneratorExport()],
+        # val/inner_structure in the logs at every validation: watch whether the hands keep their
+        # fingers and shading (--selection.monitor val/inner_structure --selection.mode max picks on it).
+        "callbacks": [SampleGridWriter(), StructureMonitor(), GeneratorExport()],
     }
 
 
