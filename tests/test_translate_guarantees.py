@@ -26,7 +26,7 @@ from handaug import atomic_files, save_generator
 from handaug.cli.translate import main
 from handaug.data.procedural_folder import write_procedural_folder
 from handaug.registry import create_generator
-from handaug.translation import translate_dataset
+from handaug.translation import engine, translate_dataset
 from handaug.translation.engine import MANIFEST_FILE
 from handaug.translation.state import TargetFolderError
 from test_image_size import png_header
@@ -290,26 +290,37 @@ def test_bad_images_are_skipped_counted_and_listed(tmp_path, ckpt, capsys, monke
     (src / "bomb.png").write_bytes(png_header(20_000, 20_000))  # Pillow itself refuses to open it
     whole = (src / "0.png").read_bytes()
     (src / "truncated.png").write_bytes(whole[: len(whole) // 2])
-    cv2.imwrite(str(src / "tiny.png"), np.zeros((2, 2, 3), np.uint8))  # too small for the generator
+    cv2.imwrite(str(src / "tiny.png"), np.zeros((2, 2, 3), np.uint8))  # padded for the generator, kept at 2×2
+    cv2.imwrite(str(src / "unlucky.png"), np.zeros((23, 23, 3), np.uint8))  # the generator fails on this one
     long_name = "n" * 246 + ".png"  # 250 bytes: the temporary name must still fit NAME_MAX
     cv2.imwrite(str(src / long_name), np.zeros((24, 24, 3), np.uint8))
     decoded = []
     real_imread = cv2.imread
     monkeypatch.setattr(cv2, "imread", lambda path, *a: decoded.append(Path(path).name) or real_imread(path, *a))
+    real_translate = engine._Translator._translate
+
+    def failing_on_23_pixels(self, images, masks):
+        if images.shape[-1] == 23:
+            raise RuntimeError("the generator failed")
+        return real_translate(self, images, masks)
+
+    monkeypatch.setattr(engine._Translator, "_translate", failing_on_23_pixels)
     dst = tmp_path / "dst"
 
     code, out, err = run(ckpt, src, dst, capsys=capsys)
     assert code == 0, err
-    assert "9 images (5 translated now, 0 already done, 4 skipped)" in out
+    assert "10 images (6 translated now, 0 already done, 4 skipped)" in out
     assert "huge.png" not in decoded and "bomb.png" not in decoded  # refused from the header alone
     manifest = json.loads((dst / MANIFEST_FILE).read_text())
     reasons = {s["path"]: s["reason"] for s in manifest["skipped"]}
-    assert sorted(reasons) == ["bomb.png", "huge.png", "tiny.png", "truncated.png"]
+    assert sorted(reasons) == ["bomb.png", "huge.png", "truncated.png", "unlucky.png"]
     assert "10000×10000" in reasons["huge.png"] and "maximum image size of 50000000 pixels" in reasons["huge.png"]
     assert "too large" in reasons["bomb.png"]
-    assert "cannot be decoded" in reasons["truncated.png"] and "could not be translated" in reasons["tiny.png"]
+    assert "cannot be decoded" in reasons["truncated.png"]
+    assert "could not be translated: the generator failed" in reasons["unlucky.png"]
     assert manifest["images_skipped"] == 4 and (dst / long_name).is_file()
-    assert not {"huge.png", "bomb.png", "truncated.png", "tiny.png"} & set(os.listdir(dst))
+    assert cv2.imread(str(dst / "tiny.png")).shape == (2, 2, 3)
+    assert not {"huge.png", "bomb.png", "truncated.png", "unlucky.png"} & set(os.listdir(dst))
 
 
 def test_the_maximum_image_size_is_an_option(tmp_path, ckpt, capsys):
