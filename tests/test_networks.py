@@ -166,3 +166,22 @@ def test_xavier_init_skips_frozen_vgg():
 def test_init_type_is_checked():
     with pytest.raises(ValueError, match="init_type"):
         init_weights(nn.Conv2d(1, 1, 1), "uniform")
+
+
+@pytest.mark.parametrize(("norm", "layer"), [("batch", nn.BatchNorm2d), ("instance", nn.InstanceNorm2d), ("none", None)])
+def test_resnet_norm_and_dropout_options_build_the_references_blocks(norm, layer):
+    net = create_generator("resnet", ngf=8, n_blocks=2, norm=norm, dropout=0.5)
+    norms = [m for m in net.modules() if isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d))]
+    if layer is None:
+        assert norms == [] and all(m.bias is not None for m in net.modules() if isinstance(m, nn.Conv2d))
+    else:
+        assert norms and all(type(m) is layer for m in norms)
+    dropouts = [m for m in net.modules() if isinstance(m, nn.Dropout)]
+    assert len(dropouts) == 2 and all(m.p == 0.5 for m in dropouts)  # one per residual block
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    torch.manual_seed(0)
+    net.train()
+    assert not torch.equal(net(x), net(x))  # dropout is active while training
+    net.eval()
+    assert torch.equal(net(x), net(x))
+    assert [m for m in create_generator("resnet", ngf=8, n_blocks=2).modules() if isinstance(m, nn.Dropout)] == []
