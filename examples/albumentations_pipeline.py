@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     pipeline = A.Compose([*geometric(), SynthToReal(args.ckpt, p=1.0, hand_mask_key="mask")], keypoint_params=keypoint_params)
     geometric_only = A.Compose(geometric(), keypoint_params=keypoint_params)
 
-    hands = ProceduralHands("synthetic", image_size=64, length=args.count, seed=0)
+    hands = ProceduralHands("synthetic", image_size=128, length=args.count, seed=0)  # the demo trains on 128 px frames
     before, after = [], []
     for i in range(args.count):
         sample = hands[i]

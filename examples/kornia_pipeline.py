@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
                  " or pass --ckpt")  # fmt: skip
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
-    hands = ProceduralHands("synthetic", image_size=64, length=args.count, seed=0)
+    hands = ProceduralHands("synthetic", image_size=128, length=args.count, seed=0)  # the demo trains on 128 px frames
     samples = [hands[i] for i in range(args.count)]
     images = torch.stack([torch.from_numpy(s["image"]).permute(2, 0, 1) for s in samples]).to(device).float() / 255
     masks = torch.stack([torch.from_numpy(s["mask"] > 0) for s in samples]).to(device).unsqueeze(1).float()

@@ -51,10 +51,10 @@ def main(argv: list[str] | None = None) -> None:
     pipeline = v2.Compose([*geometric, SynthToReal(args.ckpt, p=1.0, use_mask=True)])
     geometric_only = v2.Compose(geometric)
 
-    hands = ProceduralHands("synthetic", image_size=64, length=args.count, seed=0)
+    hands = ProceduralHands("synthetic", image_size=128, length=args.count, seed=0)  # the demo trains on 128 px frames
     before, after = [], []
     for i in range(args.count):
-        sample = to_sample(hands[i], 64)
+        sample = to_sample(hands[i], 128)
         torch.manual_seed(i)
         out = pipeline(sample)
         torch.manual_seed(i)
