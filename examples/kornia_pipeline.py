@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
 
     grid = torch.cat([torch.cat(list(ref_images), dim=2), torch.cat(list(out_images), dim=2)], dim=1)
     rgb = grid.permute(1, 2, 0).mul(255).round().to(torch.uint8).cpu().numpy()
-    write_png(args.out, rgb.repeat(2, axis=0).repeat(2, axis=1))
+    write_png(args.out, rgb)
     print(f"{args.count} hands on {device}: keypoints and masks identical to the geometric-only path "
           f"(mask-aware direct call and inside the sequential); wrote {args.out}")  # fmt: skip
 

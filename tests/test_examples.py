@@ -39,7 +39,7 @@ def test_example_runs_and_writes_the_before_after_png(ckpt, tmp_path, name):
     assert result.returncode == 0, result.stderr
     assert "identical to the geometric-only path" in result.stdout and str(out) in result.stdout
     image = cv2.imread(str(out))
-    assert image.shape == (2 * 64 * 2, 3 * 64 * 2, 3)  # two rows (before, after) of 3 hands, shown at 2x
+    assert image.shape == (2 * 128, 3 * 128, 3)  # two rows (before, after) of 3 hands of 128 px
     top, bottom = image[: image.shape[0] // 2], image[image.shape[0] // 2 :]
     assert (top != bottom).any()  # the translated row differs
     assert [p.name for p in tmp_path.iterdir()] == ["out"]  # nothing else written
