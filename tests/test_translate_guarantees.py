@@ -12,6 +12,7 @@ import errno
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -451,7 +452,11 @@ def test_two_concurrent_runs_into_one_target(tmp_path):
     deadline = time.time() + 240
     while time.time() < deadline and first.poll() is None and not list((dst / "images").glob("*.png") if (dst / "images").is_dir() else []):
         time.sleep(0.05)
-    second = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    first.send_signal(signal.SIGSTOP)  # hold the first run mid-way, lock taken, however slow the second is to start
+    try:
+        second = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    finally:
+        first.send_signal(signal.SIGCONT)
     out, err = first.communicate(timeout=600)
     assert first.returncode == 0, err[-3000:]
     assert_one_error_line(second.returncode, second.stderr, "another handaug-translate run", f"process {first.pid}")
