@@ -31,6 +31,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from handaug.cli.argument_types import positive_int
+
+
 SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "fid": ("fid",),
     "classifier": ("classifier",),
@@ -41,13 +44,6 @@ SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "grid": ("grid",),
     "all": ("fid", "classifier", "shape", "structure", "pose-benefit", "pose-consistency", "grid"),
 }
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
 
 
 def _odd_window(text: str) -> int:
@@ -70,29 +66,29 @@ def _common_parser() -> argparse.ArgumentParser:
     g.add_argument("--real", default=d.real, help="real source: procedural, a folder, or NAME:ROOT")
     g.add_argument("--synthetic-masks", help="mask pattern of a synthetic folder, e.g. '{stem}_mask.png'")
     g.add_argument("--real-masks", help="mask pattern of a real folder")
-    g.add_argument("--image-size", type=_positive_int, default=d.image_size,
+    g.add_argument("--image-size", type=positive_int, default=d.image_size,
                    help="square evaluation size in px, e.g. 128 for checkpoints trained on larger hands; a multiple of 16 "
                         "for the pose measures (default: %(default)s)")
     g.add_argument("--background", choices=("white", "black", "keep"), default=d.background,
                    help="what the background outside the hand masks becomes, as in training (default: %(default)s)")
     g.add_argument("--seed", type=int, default=d.seed, help="seed of every data set, network and sample (default: %(default)s)")
     g.add_argument("--device", default=d.device, help="torch device (default: %(default)s)")
-    g.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
-    g.add_argument("--threads", type=_positive_int, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    g.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
 
 def _add_fid(p: argparse.ArgumentParser, d: object) -> None:
     g = p.add_argument_group("FID / KID")
-    g.add_argument("--fid-images", type=_positive_int, default=None,
+    g.add_argument("--fid-images", type=positive_int, default=None,
                    help=f"images per set (paper: 2000; default: {d.fid_images}, 2000 with --protocol hgan)")
     g.add_argument("--features", default=d.features,
                    help="registered feature extractor: inception (FID's InceptionV3, needs its weights) or random_conv "
                         "(tiny random CNN: ranks checkpoints, not FID values) (default: %(default)s)")
     g.add_argument("--inception-weights", help="path to weights-inception-2015-12-05-6726825d.pth or pt_inception-2015-12-05-6726825d.pth")
-    g.add_argument("--kid-subsets", type=_positive_int, default=d.kid_subsets)
-    g.add_argument("--kid-subset-size", type=_positive_int, default=d.kid_subset_size)
+    g.add_argument("--kid-subsets", type=positive_int, default=d.kid_subsets)
+    g.add_argument("--kid-subset-size", type=positive_int, default=d.kid_subset_size)
 
 
 def _add_protocol(p: argparse.ArgumentParser) -> None:
@@ -104,7 +100,7 @@ def _add_protocol(p: argparse.ArgumentParser) -> None:
                         "hgan: the H-GAN reference code's test (centroid crops at native resolution, raw generator output, "
                         "JPEG round trip, torch-fidelity, KID subsets of n/10; --image-size is then only the procedural "
                         "hands' size and --kid-subset-size is not used) (default: %(default)s)")
-    g.add_argument("--crop-size", type=_positive_int, default=REFERENCE_CROP_SIZE, help="hgan: side of the centroid crop (default: %(default)s)")
+    g.add_argument("--crop-size", type=positive_int, default=REFERENCE_CROP_SIZE, help="hgan: side of the centroid crop (default: %(default)s)")
     g.add_argument("--crop-offset", type=int, nargs=2, default=list(REFERENCE_CROP_OFFSET), metavar=("DX", "DY"),
                    help="hgan: shift of the crop from the mask centroid, px right and down (default: 20 -100)")
 
@@ -131,31 +127,31 @@ def _add_classifier(p: argparse.ArgumentParser, d: object) -> None:
                    help="vit_small: small ViT from scratch (CPU); vit_b_16: the paper's ViT-B/16 from ImageNet weights (GPU) (default: %(default)s)")
     g.add_argument("--vit-weights", help="path to vit_b_16-c867db91.pth (default: the torch hub cache)")
     g.add_argument("--no-pretrained", action="store_true", help="train vit_b_16 from scratch")
-    g.add_argument("--classifier-train", type=_positive_int, default=d.classifier_train, help="training images per class (paper: 10500)")
-    g.add_argument("--classifier-test", type=_positive_int, default=d.classifier_test, help="test images per class (paper: 3500)")
-    g.add_argument("--classifier-epochs", type=_positive_int, default=d.classifier_epochs, help="(paper: 20)")
+    g.add_argument("--classifier-train", type=positive_int, default=d.classifier_train, help="training images per class (paper: 10500)")
+    g.add_argument("--classifier-test", type=positive_int, default=d.classifier_test, help="test images per class (paper: 3500)")
+    g.add_argument("--classifier-epochs", type=positive_int, default=d.classifier_epochs, help="(paper: 20)")
     g.add_argument("--classifier-lr", type=float, default=d.classifier_lr, help="default: 1e-3 for vit_small, 1e-5 (paper) for vit_b_16")
 
 
 def _add_shape(p: argparse.ArgumentParser, d: object) -> None:
     g = p.add_argument_group("shape preservation")
-    g.add_argument("--shape-images", type=_positive_int, default=d.shape_images)
-    g.add_argument("--segmenter-steps", type=_positive_int, default=d.segmenter_steps, help="training steps of the SilNet segmenter")
+    g.add_argument("--shape-images", type=positive_int, default=d.shape_images)
+    g.add_argument("--segmenter-steps", type=positive_int, default=d.segmenter_steps, help="training steps of the SilNet segmenter")
 
 
 def _add_structure(p: argparse.ArgumentParser, d: object) -> None:
     g = p.add_argument_group("inner structure")
-    g.add_argument("--structure-images", type=_positive_int, default=d.structure_images, help="synthetic images (default: %(default)s)")
+    g.add_argument("--structure-images", type=positive_int, default=d.structure_images, help="synthetic images (default: %(default)s)")
     g.add_argument("--structure-window", type=_odd_window, default=d.structure_window,
                    help="odd window side in px (default: 7 at 64 px, 13 at 128 px: 2 * round(3 * image size / 64) + 1)")
 
 
 def _add_pose(p: argparse.ArgumentParser, d: object) -> None:
     g = p.add_argument_group("pose benefit and pose consistency (one real-style oracle serves both)")
-    g.add_argument("--pose-train", type=_positive_int, default=d.pose_train, help="training images (default: %(default)s)")
-    g.add_argument("--pose-test", type=_positive_int, default=d.pose_test, help="test images (default: %(default)s)")
-    g.add_argument("--pose-epochs", type=_positive_int, default=d.pose_epochs)
-    g.add_argument("--runs", type=_positive_int, default=d.pose_runs, help="regressors per training set, for mean ± std (default: %(default)s)")
+    g.add_argument("--pose-train", type=positive_int, default=d.pose_train, help="training images (default: %(default)s)")
+    g.add_argument("--pose-test", type=positive_int, default=d.pose_test, help="test images (default: %(default)s)")
+    g.add_argument("--pose-epochs", type=positive_int, default=d.pose_epochs)
+    g.add_argument("--runs", type=positive_int, default=d.pose_runs, help="regressors per training set, for mean ± std (default: %(default)s)")
     g.add_argument("--no-oracle", action="store_true", help="pose-benefit: skip the upper-bound row trained on real-style renderings")
     g.add_argument("--save-oracle", metavar="FILE.safetensors",
                    help="write the real-style keypoint oracle (first run) here, for handaug's PoseConsistencyMonitor during training")
@@ -163,7 +159,7 @@ def _add_pose(p: argparse.ArgumentParser, d: object) -> None:
 
 def _add_grid(p: argparse.ArgumentParser, d: object) -> None:
     g = p.add_argument_group("sample grid")
-    g.add_argument("--grid-images", type=_positive_int, default=d.grid_images, help="columns of the grid")
+    g.add_argument("--grid-images", type=positive_int, default=d.grid_images, help="columns of the grid")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,12 +17,7 @@ import argparse
 import json
 import sys
 
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
-    return value
+from handaug.cli.argument_types import positive_int
 
 
 def _json_object(text: str) -> dict:
@@ -46,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = parser.add_argument_group("network")
     g.add_argument("--shape", choices=tuple(SILNET_SHAPES), default=d.shape,
                    help="hgan: the reference's U-Net (widths 64-256, 2 poolings, conv bias); handaug: widths 16-128, 3 poolings (default: %(default)s)")
-    g.add_argument("--base-channels", type=_positive_int, help="override the shape's first width")
-    g.add_argument("--depth", type=_positive_int, help="override the shape's number of poolings")
+    g.add_argument("--base-channels", type=positive_int, help="override the shape's first width")
+    g.add_argument("--depth", type=positive_int, help="override the shape's number of poolings")
     g = parser.add_argument_group("data (both domains need hand masks)")
     g.add_argument("--synthetic", default=d.synthetic, help="procedural, a folder, or NAME:ROOT (default: %(default)s)")
     g.add_argument("--real", default=d.real, help="procedural, a folder, or NAME:ROOT (default: %(default)s)")
@@ -56,23 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--synthetic-kwargs", type=_json_object, default={}, help='reader options, e.g. \'{"split": "train"}\'')
     g.add_argument("--real-kwargs", type=_json_object, default={}, help="reader options of the real source")
     g.add_argument("--data-kwargs", type=_json_object, default={}, help="further UnpairedDataModule arguments (JSON object)")
-    g.add_argument("--crop-size", type=_positive_int, default=d.crop_size, help="training crop side (default: %(default)s)")
-    g.add_argument("--val-size", type=_positive_int, default=d.val_size, help="validation image side (default: %(default)s)")
+    g.add_argument("--crop-size", type=positive_int, default=d.crop_size, help="training crop side (default: %(default)s)")
+    g.add_argument("--val-size", type=positive_int, default=d.val_size, help="validation image side (default: %(default)s)")
     g.add_argument("--val-count", type=int, default=d.val_count, help="validation images per domain; 0: none (default: %(default)s)")
     g.add_argument("--num-workers", type=int, default=d.num_workers)
     g = parser.add_argument_group("optimisation (defaults: the reference's)")
-    g.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
-    g.add_argument("--val-batch-size", type=_positive_int, default=d.val_batch_size)
+    g.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    g.add_argument("--val-batch-size", type=positive_int, default=d.val_batch_size)
     g.add_argument("--lr", type=float, default=d.lr)
     g.add_argument("--weight-decay", type=float, default=d.weight_decay)
     g.add_argument("--momentum", type=float, default=d.momentum)
     g.add_argument("--clip-norm", type=float, default=d.clip_norm, help="gradient L2 norm limit (default: %(default)s)")
-    g.add_argument("--max-epochs", type=_positive_int, default=d.max_epochs)
-    g.add_argument("--max-batches-per-epoch", type=_positive_int, default=d.max_batches_per_epoch)
-    g.add_argument("--max-steps", type=_positive_int, help="stop after this many training batches")
-    g.add_argument("--val-every", type=_positive_int, help="training batches between validations (default: a fifth of an epoch)")
-    g.add_argument("--val-batches", type=_positive_int, default=d.val_batches)
-    g.add_argument("--patience", type=_positive_int, default=d.patience, help="validations without improvement before stopping")
+    g.add_argument("--max-epochs", type=positive_int, default=d.max_epochs)
+    g.add_argument("--max-batches-per-epoch", type=positive_int, default=d.max_batches_per_epoch)
+    g.add_argument("--max-steps", type=positive_int, help="stop after this many training batches")
+    g.add_argument("--val-every", type=positive_int, help="training batches between validations (default: a fifth of an epoch)")
+    g.add_argument("--val-batches", type=positive_int, default=d.val_batches)
+    g.add_argument("--patience", type=positive_int, default=d.patience, help="validations without improvement before stopping")
     g.add_argument("--seed", type=int, default=d.seed)
     g.add_argument("--device", default=d.device, help="torch device (default: %(default)s)")
     return parser
