@@ -79,6 +79,11 @@ def handaug_register_losses(registry: Registry) -> None:
       ``None`` when the source images have no masks;
     - ``direction``: ``"synthetic_to_real"`` or ``"real_to_synthetic"``.
 
+    A loss that compares the translation with the domain it translates into sets the class
+    attribute ``uses_target = True``; it then also gets ``target`` (``(B, 3, H, W)`` float in
+    ``[-1, 1]``, that domain's images in the same batch) and ``target_mask`` (their hand masks,
+    or ``None``), as the built-in ``colour_statistics`` does.
+
     ``translated`` is the generator's raw output, before any compositing with the mask. The
     module returns a scalar tensor, added to the generator loss times its ``weight`` attribute
     (default 1.0). If the module has trainable parameters of its own (a segmentation network

@@ -40,6 +40,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "handaug.plugins.perceptual",
     "handaug.plugins.geocongan",
     "handaug.plugins.structure",
+    "handaug.plugins.colour_statistics",
     "handaug.data.builtin",
     "handaug.metrics.builtin",
 )

@@ -237,11 +237,13 @@ class HGAN(L.LightningModule):
             losses["identity"] = weight * (F.l1_loss(idt_real, real) + F.l1_loss(idt_synthetic, synthetic))
         for name, loss in self.extra_losses.items():
             weight = float(getattr(loss, "weight", 1.0))
+            given_s, given_r = (mask_s if has_mask_s else None), (mask_r if has_mask_r else None)
+            # Losses that compare with the other domain (uses_target) also get its batch and masks.
+            to_real = {"target": real, "target_mask": given_r} if getattr(loss, "uses_target", False) else {}
+            to_synthetic = {"target": synthetic, "target_mask": given_s} if to_real else {}
             terms = [
-                loss(source=synthetic, translated=raw_real, source_mask=mask_s if has_mask_s else None,
-                     direction="synthetic_to_real"),
-                loss(source=real, translated=raw_synthetic, source_mask=mask_r if has_mask_r else None,
-                     direction="real_to_synthetic"),
+                loss(source=synthetic, translated=raw_real, source_mask=given_s, direction="synthetic_to_real", **to_real),
+                loss(source=real, translated=raw_synthetic, source_mask=given_r, direction="real_to_synthetic", **to_synthetic),
             ]
             losses[name] = weight * (terms[0] + terms[1])
         return losses, fake_real, fake_synthetic
