@@ -25,14 +25,14 @@ train A6_real_on_white --model.generator_kwargs "$R" --data.real_kwargs "$WHITE"
 train A7_no_identity --model.generator_kwargs "$R" --data.real_kwargs "$WHITE" --model.lambda_identity 0
 train A8_patch_d --model.generator_kwargs "$R" --data.real_kwargs "$WHITE" --model.discriminator patch \
     --model.discriminator_kwargs '{"ndf": 32, "n_layers": 3}'
-train A9_pixel_d --model.generator_kwargs "$R" --data.real_kwargs "$WHITE" --model.discriminator pixel \
+train A10_pixel_d --model.generator_kwargs "$R" --data.real_kwargs "$WHITE" --model.discriminator pixel \
     --model.discriminator_kwargs '{"ndf": 32, "norm": "none"}'
 C='{"colour_statistics": {"weight": 5.0}}'
-train A10_colour_statistics --model.generator_kwargs "$R" --data.real_kwargs "$WHITE" \
+train A11_colour_statistics --model.generator_kwargs "$R" --data.real_kwargs "$WHITE" \
     --model.extra_losses '[colour_statistics]' --model.extra_loss_kwargs "$C"   # = the demo
 
 ckpts=()
 for run in "$out"/A*/; do ckpts+=(--ckpt "$(basename "$run")=$run/export"); done
 handaug-eval structure --image-size 128 --out "$out/structure" --no-progress "${ckpts[@]}"
 python pose_consistency_runs.py --runs 3 --out "$out/pose_consistency.md" "$out"/A*/export
-python oracle_probe.py --runs 2 --out "$out/oracle_probe.md" "A6=$out/A6_real_on_white/export" "A10=$out/A10_colour_statistics/export"
+python oracle_probe.py --runs 2 --out "$out/oracle_probe.md" "A6=$out/A6_real_on_white/export" "A11=$out/A11_colour_statistics/export"
