@@ -137,7 +137,7 @@ def test_ddp_with_two_cpu_processes(tmp_path):
 def test_print_config_lists_model_data_and_trainer_options(tmp_path):
     out = run(["-m", "handaug.cli.train", "--demo", "--print_config"], cwd=tmp_path).stdout
     for expected in ("generator: resnet", "discriminator: perceptual", "lambda_cycle: 10.0", "lambda_identity: 0.5",
-                     "crop_size: 64", "crop_mode: hand", "residual: true", "- colour_statistics", "synthetic: procedural", "max_epochs: 4", "ckpt_path: null"):
+                     "crop_size: 64", "crop_mode: hand", "residual: true", "synthetic: procedural", "max_epochs: 4", "ckpt_path: null"):
         assert expected in out, expected
 
 

@@ -29,7 +29,7 @@ train A10_pixel_d --model.generator_kwargs "$R" --data.real_kwargs "$WHITE" --mo
     --model.discriminator_kwargs '{"ndf": 32, "norm": "none"}'
 C='{"colour_statistics": {"weight": 5.0}}'
 train A11_colour_statistics --model.generator_kwargs "$R" --data.real_kwargs "$WHITE" \
-    --model.extra_losses '[colour_statistics]' --model.extra_loss_kwargs "$C"   # = the demo
+    --model.extra_losses '[colour_statistics]' --model.extra_loss_kwargs "$C"
 
 ckpts=()
 for run in "$out"/A*/; do ckpts+=(--ckpt "$(basename "$run")=$run/export"); done
