@@ -15,14 +15,13 @@ colours, which is what the demo's ``colour_statistics`` term asks for.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
 import kornia
 import torch
 import torch.nn.functional as F
 
 from handaug.metrics.eval_data import translate_set
-from handaug.metrics.pose_benefit import pose_test_set, score_models, train_oracles
+from handaug.metrics.pose_benefit import score_models
+from pose_consistency_runs import add_oracle_arguments, oracles_and_test_sets
 
 SYNTHETIC_SKIN = (242.0, 150.0, 118.0)  # the synthetic style's albedo (handaug.data.procedural)
 MEAN_REAL_SKIN = (170.0, 120.0, 92.0)  # about the middle of the real style's skin ramp
@@ -56,19 +55,9 @@ def probes(images: torch.Tensor, masks: torch.Tensor, seed: int = 0) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("exports", nargs="*", help="LABEL=EXPORT_DIR checkpoints to score too")
-    parser.add_argument("--runs", type=int, default=2, help="oracles trained with different seeds")
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--train", type=int, default=2000)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--width", type=int, default=32)
-    parser.add_argument("--test", type=int, default=500)
-    parser.add_argument("--out", type=Path, default=Path("oracle_probe.md"))
+    add_oracle_arguments(parser, runs=2, out="oracle_probe.md")
     args = parser.parse_args()
-
-    oracles = train_oracles(image_size=args.image_size, n_train=args.train, epochs=args.epochs, width=args.width,
-                            runs=args.runs, seed=0, show_progress=False)  # fmt: skip
-    synthetic = pose_test_set("synthetic", image_size=args.image_size, n_test=args.test, seed=0, show_progress=False)
-    real = pose_test_set("real", image_size=args.image_size, n_test=args.test, seed=0, show_progress=False)
+    oracles, synthetic, real = oracles_and_test_sets(args)
     sets = {"synthetic (no change)": synthetic.images, "real-style renderings": real.images,
             **probes(synthetic.images, synthetic.masks)}  # fmt: skip
     for spec in args.exports:

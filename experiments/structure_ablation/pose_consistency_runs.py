@@ -30,22 +30,32 @@ def flat_fill(images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("exports", nargs="+", type=Path, help="generator checkpoints (export folders)")
-    parser.add_argument("--runs", type=int, default=3, help="oracles trained with different seeds")
+def add_oracle_arguments(parser: argparse.ArgumentParser, *, runs: int, out: str) -> None:
+    """The oracle and test-set options shared with ``oracle_probe.py``."""
+    parser.add_argument("--runs", type=int, default=runs, help="oracles trained with different seeds")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--train", type=int, default=2000, help="real-style training hands per oracle")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--test", type=int, default=500)
-    parser.add_argument("--out", type=Path, default=Path("pose_consistency.md"))
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=Path(out))
 
+
+def oracles_and_test_sets(args: argparse.Namespace):  # noqa: ANN201 - (oracles, synthetic EvalSet, real EvalSet)
+    """Trains ``args.runs`` real-style oracles and renders the paired synthetic / real-style test hands."""
     oracles = train_oracles(image_size=args.image_size, n_train=args.train, epochs=args.epochs, width=args.width,
                             runs=args.runs, seed=0, show_progress=False)  # fmt: skip
     synthetic = pose_test_set("synthetic", image_size=args.image_size, n_test=args.test, seed=0, show_progress=False)
     real = pose_test_set("real", image_size=args.image_size, n_test=args.test, seed=0, show_progress=False)
+    return oracles, synthetic, real
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("exports", nargs="+", type=Path, help="generator checkpoints (export folders)")
+    add_oracle_arguments(parser, runs=3, out="pose_consistency.md")
+    args = parser.parse_args()
+    oracles, synthetic, real = oracles_and_test_sets(args)
     translators = {"flat fill": flat_fill, **{(path.parent.name if path.name == "export" else path.name): path for path in args.exports}}
     rows = pose_consistency(translators, oracles, synthetic, real, n_train=args.train)
     lines = ["| images | PCK@0.1 (%) | per oracle | mean error (px) |", "| --- | --- | --- | --- |"]
