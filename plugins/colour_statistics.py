@@ -14,9 +14,16 @@ inside the real images' hand masks; ``"real_to_synthetic"`` likewise. A batch ho
 of a few skin tones, so the target's statistics are a running average over batches (an
 exponential moving average with ``momentum``, kept per direction in buffers that the training
 checkpoint saves), which stands for the whole domain; the target images get no gradient. The
-loss is ``|μ_t − μ̄_r|₁ + |Σ_t − Σ̄_r|₁ / 3`` (3-vectors and 3×3 matrices, images in
-``[-1, 1]``), over the batch's pixels, not per image, so varied real skin tones ask for
-varied translated tones only on average.
+loss is ``|μ_t − μ̄_r|₁ + |W_t − W̄_r|₁ / 3`` (3-vectors and 3×3 matrices, images in ``[-1, 1]``):
+``μ`` is the mean hand colour over the batch, ``W`` the *within-image* covariance, the spread of
+each hand's pixels around that hand's own mean colour (its shading and texture).
+
+Why within-image: a generator is a deterministic function of its input, and the synthetic hands
+share one skin tone, so it cannot give different hands different tones. Asking the translated
+pixels for the real domain's pooled covariance, which is mostly the spread *between* pale and
+dark hands, made it paint that spread inside each hand: patches of other colours (cyan on the
+palms in one demo run). The between-hand spread of skin tones is therefore not asked for; the
+translations move to the real hands' mean tone and their shading contrast.
 
 What it does not do: it knows nothing of where a colour goes on the hand (the adversarial and
 cycle terms decide that) and nothing of texture, and it needs hand masks on both sides (without
@@ -38,20 +45,27 @@ MIN_PIXELS = 16
 
 
 def hand_colour_moments(images: torch.Tensor, masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Mean ``(3,)`` and covariance ``(3, 3)`` of the RGB values of the hand pixels of a batch.
+    """Mean ``(3,)`` and within-image covariance ``(3, 3)`` of the RGB values of a batch's hand pixels.
+
+    The mean is over all hand pixels of the batch. The covariance is that of each pixel around its
+    *own image's* mean hand colour, pooled over the batch (images weighted by their pixel counts):
+    the shading and texture inside a hand, not the spread of skin tones between hands.
 
     Args:
         images: ``(B, 3, H, W)`` float in ``[-1, 1]``.
         masks: ``(B, 1, H, W)`` in ``{0, 1}`` or ``None`` (every pixel counts).
 
     Returns:
-        the mean, the covariance and the number of pixels counted.
+        the mean, the within-image covariance and the number of pixels counted.
     """
-    pixels = images.permute(1, 0, 2, 3).reshape(3, -1)  # (3, B*H*W)
-    weight = torch.ones_like(pixels[0]) if masks is None else (masks > 0.5).to(images.dtype).reshape(-1)
-    count = weight.sum()
-    mean = (pixels * weight).sum(dim=1) / count.clamp(min=1.0)
-    centred = (pixels - mean[:, None]) * weight
+    b = images.shape[0]
+    pixels = images.reshape(b, 3, -1)  # (B, 3, H*W)
+    weight = torch.ones_like(pixels[:, :1]) if masks is None else (masks > 0.5).to(images.dtype).reshape(b, 1, -1)
+    per_image = weight.sum(dim=2)  # (B, 1)
+    count = per_image.sum()
+    mean = (pixels * weight).sum(dim=(0, 2)) / count.clamp(min=1.0)
+    image_means = (pixels * weight).sum(dim=2, keepdim=True) / per_image[..., None].clamp(min=1.0)
+    centred = ((pixels - image_means) * weight).permute(1, 0, 2).reshape(3, -1)
     covariance = centred @ centred.T / count.clamp(min=1.0)
     return mean, covariance, int(count.item())
 

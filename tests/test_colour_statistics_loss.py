@@ -92,3 +92,23 @@ def test_colour_statistics_target_is_a_running_average_kept_in_the_state_dict():
     kwargs = dict(source=x, translated=x, source_mask=m, direction="synthetic_to_real", target=dark, target_mask=mask_b)
     assert float(restored(**kwargs)) == pytest.approx(float(loss.eval()(**kwargs)))
     torch.testing.assert_close(restored.state_dict()["synthetic_to_real_mean"], state["synthetic_to_real_mean"])
+
+
+def test_colour_statistics_does_not_ask_one_skin_tone_for_the_spread_between_hands():
+    # Target: flat hands of two different tones. Its within-image covariance is zero; the spread is
+    # all between the hands. A deterministic generator fed one synthetic tone cannot reproduce that
+    # spread, so a translation that paints every hand the targets' mean tone, flat, scores 0, and
+    # one that paints half of each hand pale and half dark (the patches the spread would ask for) scores more.
+    from handaug.plugins.colour_statistics import hand_colour_moments
+
+    loss = create_loss("colour_statistics", momentum=0.0)
+    _, masks = _hands("synthetic", n=2)
+    pale, dark = torch.tensor([0.8, 0.5, 0.3]), torch.tensor([-0.4, -0.6, -0.7])
+    target = torch.stack([pale, dark]).view(2, 3, 1, 1) * masks + (1 - masks)
+    mean_t, within_t, _ = hand_colour_moments(target, masks)
+    torch.testing.assert_close(within_t, torch.zeros(3, 3), atol=1e-6, rtol=0)
+    flat = mean_t.view(1, 3, 1, 1).expand(2, 3, 64, 64) * masks + (1 - masks)
+    left = (torch.arange(64) < 32).view(1, 1, 1, 64)
+    patched = torch.where(left, pale.view(1, 3, 1, 1), dark.view(1, 3, 1, 1)) * masks + (1 - masks)
+    assert _loss(loss, flat, masks, target, masks) < 0.02
+    assert _loss(loss, patched, masks, target, masks) > 0.2
