@@ -58,6 +58,8 @@ def test_identity_on_real_style_images_scores_like_the_reference(oracle, real_te
     assert reference.pck_mean > 0.05  # a small oracle, but it finds real-style hands
     assert identity.pck == reference.pck and identity.pixel_error == reference.pixel_error
     assert identity.ratio_mean == 1.0
+    assert identity.gain_mean == 0.0  # here the "synthetic" images are the real-style ones: nothing to gain
+    assert by_label["blank"].gain_mean < 0
     # a flat fill keeps the silhouette (what a small oracle at 64 px mostly relies on) and loses the rest
     assert by_label["flat fill"].ratio_mean < 1.0
     assert by_label["blank"].ratio_mean < 0.6
@@ -81,7 +83,10 @@ def test_synthetic_row_and_table(oracle, real_test):
     assert len(rows[1].pck_ratio) == 2 and rows[1].ratio_std == 0.0
     table = consistency_table(rows)
     assert table.columns[3] == "PCK / PCK on real ↑"
-    assert table.rows[0][3] == "1.000 ± 0.000" and table.rows[0][5] == 2
+    assert table.rows[0][3] == "1.000 ± 0.000" and table.rows[0][6] == 2
+    # the gain is paired per oracle: untranslated minus itself is exactly 0, the real row's is real − synthetic
+    assert table.columns[4] == "PCK − untranslated (points) ↑" and rows[1].pck_gain == [0.0, 0.0]
+    assert rows[0].pck_gain == [a - b for a, b in zip(rows[0].pck, rows[1].pck)]
     assert "trained only on 400 real-style hands" in table.notes[0]
     json.dumps(rows[1].to_dict())
 
