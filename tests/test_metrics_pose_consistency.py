@@ -142,3 +142,29 @@ def test_bad_oracle_files_are_refused(oracle, tmp_path):
         load_oracle(tmp_path / "mismatch.safetensors")
     with pytest.raises(ValueError, match="must end in .safetensors"):
         save_oracle(oracle, tmp_path / "oracle.pt", image_size=SIZE)
+
+
+def test_white_background_real_hands_are_rendered_as_the_demo_trains_on_them():
+    # The oracle's domain must be the real domain a checkpoint is trained towards: with background
+    # "white", real-style hands are lit by a white wall (handaug-train's procedural data with
+    # background: white), not rendered on green cloth and whitened afterwards, which leaves green
+    # spill on every hand and rewards translations that paint hands green.
+    from handaug.data.procedural import ProceduralHands
+    from handaug.metrics.eval_data import procedural_set
+
+    white = procedural_set("real", 4, 7, image_size=64, background="white")
+    hands = ProceduralHands("real", image_size=64, length=4, seed=7, background="white")
+    for i in range(4):
+        item = hands[i]
+        mask = torch.from_numpy(item["mask"] > 0)[None].expand(3, -1, -1)
+        expected = torch.where(mask, torch.from_numpy(item["image"]).permute(2, 0, 1), torch.full_like(white.images[i], 255))
+        assert torch.equal(white.images[i], expected)
+    green = procedural_set("real", 4, 7, image_size=64, background="keep")
+    assert torch.equal(green.masks, white.masks) and torch.equal(green.keypoints, white.keypoints)
+    inside = white.masks.expand_as(white.images)
+
+    def green_excess(images):  # mean G - mean (R + B) / 2 over hand pixels
+        r, g, b = (images.float() * inside).sum(dim=(0, 2, 3)) / inside[:, 0].sum()
+        return float(g - (r + b) / 2)
+
+    assert green_excess(green.images) > green_excess(white.images) + 2.0

@@ -171,13 +171,20 @@ def procedural_set(
 ) -> EvalSet:
     """``n`` procedural hands of ``style`` (``"synthetic"`` or ``"real"``) at procedural ``seed``, with masks and keypoints.
 
-    Rendered on the green screen, then the background is set by ``background`` through the mask.
+    ``"white"``: rendered in front of a white wall, so a real-style hand's ambient light, grazing
+    spill and blurred edges come from white, exactly as ``handaug-train``'s procedural data with
+    ``background: white`` (the demo's real hands); then every pixel outside the mask is set to white.
+    ``"black"`` and ``"keep"``: rendered on the green screen (real-style hands then carry green spill
+    at their edges, as in green-screen captures such as RealHands) and the background is set
+    through the mask (``"keep"`` leaves the green). The hand geometry, masks and keypoints of a seed
+    are the same for every background.
     """
     from handaug.data.procedural import ProceduralHands
 
     _check_count(n)
     _check_background(background)
-    hands = ProceduralHands(style=style, image_size=image_size, length=n, seed=seed, background="green_screen")
+    render_on = "white" if background == "white" else "green_screen"
+    hands = ProceduralHands(style=style, image_size=image_size, length=n, seed=seed, background=render_on)
     name = name or f"{style} (procedural seed {seed})"
     items = [hands[i] for i in progress(range(n), f"render {name}", total=n, enabled=show_progress)]
     result = _stack_items(items, name)
