@@ -14,7 +14,7 @@ inside the real images' hand masks; ``"real_to_synthetic"`` likewise. A batch ho
 of a few skin tones, so the target's statistics are a running average over batches (an
 exponential moving average with ``momentum``, kept per direction in buffers that the training
 checkpoint saves), which stands for the whole domain; the target images get no gradient. The
-loss is ``|μ_t − μ̄_r|₁ + |W_t − W̄_r|₁ / 3`` (3-vectors and 3×3 matrices, images in ``[-1, 1]``):
+loss is ``|μ_t − μ̄_r|₁ + c |W_t − W̄_r|₁ / 3`` (``c = covariance_weight``) (3-vectors and 3×3 matrices, images in ``[-1, 1]``):
 ``μ`` is the mean hand colour over the batch, ``W`` the *within-image* covariance, the spread of
 each hand's pixels around that hand's own mean colour (its shading and texture).
 
@@ -38,7 +38,7 @@ import torch.nn as nn
 
 from handaug.hookspecs import hookimpl
 
-COLOUR_STATISTICS_BOUNDS = {"weight": (0.0, 1e4), "momentum": (0.0, 1.0)}
+COLOUR_STATISTICS_BOUNDS = {"weight": (0.0, 1e4), "momentum": (0.0, 1.0), "covariance_weight": (0.0, 1e4)}
 DIRECTIONS = ("synthetic_to_real", "real_to_synthetic")
 #: Fewer hand pixels than this on either side and the term is zero (no reliable statistics).
 MIN_PIXELS = 16
@@ -77,6 +77,10 @@ class ColourStatisticsLoss(nn.Module):
         weight: factor of this loss in the generator's objective (per direction).
         momentum: how much of the running target statistics each batch keeps, in ``[0, 1)``
             (0: the batch's own statistics only).
+        covariance_weight: factor of the covariance term relative to the mean term (0: match the
+            mean colour only). At high total weights the covariance term makes the generator invent
+            texture of other hues to reach the real hands' within-hand spread (teal speckle at weight
+            100 in the demo's recipe).
 
     Called by H-GAN with ``target`` and ``target_mask`` as well (``uses_target = True``): the
     batch of the domain the generator translates into, and its hand masks.
@@ -84,14 +88,17 @@ class ColourStatisticsLoss(nn.Module):
 
     uses_target = True
 
-    def __init__(self, weight: float = 1.0, momentum: float = 0.95) -> None:
+    def __init__(self, weight: float = 1.0, momentum: float = 0.95, covariance_weight: float = 1.0) -> None:
         super().__init__()
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
             raise ValueError(f"weight must be a non-negative number, got {weight!r}")
         if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
             raise ValueError(f"momentum must be a number in [0, 1), got {momentum!r}")
+        if isinstance(covariance_weight, bool) or not isinstance(covariance_weight, (int, float)) or not covariance_weight >= 0:
+            raise ValueError(f"covariance_weight must be a non-negative number, got {covariance_weight!r}")
         self.weight = float(weight)
         self.momentum = float(momentum)
+        self.covariance_weight = float(covariance_weight)
         for direction in DIRECTIONS:
             self.register_buffer(f"{direction}_mean", torch.zeros(3))
             self.register_buffer(f"{direction}_covariance", torch.zeros(3, 3))
@@ -130,7 +137,7 @@ class ColourStatisticsLoss(nn.Module):
         if n_t < MIN_PIXELS or (n_r < MIN_PIXELS and not bool(getattr(self, f"{direction}_seen"))):
             return translated.sum() * 0.0
         mean_r, cov_r = mean_r.to(mean_t), cov_r.to(cov_t)
-        return (mean_t - mean_r).abs().sum() + (cov_t - cov_r).abs().sum() / 3.0
+        return (mean_t - mean_r).abs().sum() + self.covariance_weight * (cov_t - cov_r).abs().sum() / 3.0
 
 
 @hookimpl

@@ -112,3 +112,16 @@ def test_colour_statistics_does_not_ask_one_skin_tone_for_the_spread_between_han
     patched = torch.where(left, pale.view(1, 3, 1, 1), dark.view(1, 3, 1, 1)) * masks + (1 - masks)
     assert _loss(loss, flat, masks, target, masks) < 0.02
     assert _loss(loss, patched, masks, target, masks) > 0.2
+
+
+def test_colour_statistics_covariance_weight_zero_matches_the_mean_only():
+    synthetic, mask_s = _hands("synthetic")
+    real, mask_r = _hands("real")
+    full, mean_only = create_loss("colour_statistics"), create_loss("colour_statistics", covariance_weight=0.0)
+    # shading scaled about the hand's mean: the same mean colour, another within-hand spread
+    mean_s = (synthetic * mask_s).sum(dim=(0, 2, 3), keepdim=True) / mask_s.sum()
+    flatter = torch.where(mask_s > 0, mean_s + 0.5 * (synthetic - mean_s), synthetic)
+    assert _loss(mean_only, flatter, mask_s, real, mask_r) == pytest.approx(_loss(mean_only, synthetic, mask_s, real, mask_r), abs=1e-5)
+    assert _loss(full, flatter, mask_s, real, mask_r) != pytest.approx(_loss(full, synthetic, mask_s, real, mask_r), abs=1e-3)
+    with pytest.raises(ValueError, match="covariance_weight"):
+        create_loss("colour_statistics", covariance_weight=-0.5)
