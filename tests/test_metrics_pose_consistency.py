@@ -60,8 +60,9 @@ def test_identity_on_real_style_images_scores_like_the_reference(oracle, real_te
     assert identity.ratio_mean == 1.0
     assert identity.gain_mean == 0.0  # here the "synthetic" images are the real-style ones: nothing to gain
     assert by_label["blank"].gain_mean < 0
-    # a flat fill keeps the silhouette (what a small oracle at 64 px mostly relies on) and loses the rest
-    assert by_label["flat fill"].ratio_mean < 1.0
+    # a flat fill keeps the silhouette (what a small oracle at 64 px mostly relies on, so its PCK barely
+    # moves) and loses the rest: the keypoints it finds are further off
+    assert by_label["flat fill"].error_mean > identity.error_mean
     assert by_label["blank"].ratio_mean < 0.6
     assert by_label["blank"].error_mean > 1.3 * identity.error_mean
 
