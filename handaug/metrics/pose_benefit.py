@@ -195,6 +195,16 @@ def predict_keypoints(model: nn.Module, images: torch.Tensor, *, batch_size: int
     return torch.cat([model(as_unit_float(images[part]).to(device)).cpu() for part in batches(images.shape[0], batch_size)])
 
 
+def mean_of_runs(values: list[float]) -> float:
+    """The mean of per-run values."""
+    return float(torch.tensor(values).mean())
+
+
+def std_of_runs(values: list[float]) -> float | None:
+    """The population standard deviation of per-run values; ``None`` for a single run."""
+    return float(torch.tensor(values).std(unbiased=False)) if len(values) > 1 else None
+
+
 @dataclass(frozen=True)
 class PoseScore:
     """PCK@0.1 (fraction) and mean pixel error of one training set, per run and as mean/std."""
@@ -208,19 +218,19 @@ class PoseScore:
 
     @property
     def pck_mean(self) -> float:
-        return float(torch.tensor(self.pck).mean())
+        return mean_of_runs(self.pck)
 
     @property
     def pck_std(self) -> float | None:
-        return float(torch.tensor(self.pck).std(unbiased=False)) if len(self.pck) > 1 else None
+        return std_of_runs(self.pck)
 
     @property
     def error_mean(self) -> float:
-        return float(torch.tensor(self.pixel_error).mean())
+        return mean_of_runs(self.pixel_error)
 
     @property
     def error_std(self) -> float | None:
-        return float(torch.tensor(self.pixel_error).std(unbiased=False)) if len(self.pixel_error) > 1 else None
+        return std_of_runs(self.pixel_error)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -40,7 +40,7 @@ import torch
 import torch.nn as nn
 
 from handaug.metrics.eval_data import EvalSet, PathLike, Translator, translate_set
-from handaug.metrics.pose_benefit import KeypointRegressor, PoseScore, score_models
+from handaug.metrics.pose_benefit import KeypointRegressor, PoseScore, mean_of_runs, score_models, std_of_runs
 from handaug.metrics.report import Table, format_mean_std
 
 ORACLE_FORMAT = "handaug.keypoint_oracle"
@@ -64,19 +64,19 @@ class ConsistencyScore(PoseScore):
 
     @property
     def ratio_mean(self) -> float:
-        return float(torch.tensor(self.pck_ratio).mean())
+        return mean_of_runs(self.pck_ratio)
 
     @property
     def ratio_std(self) -> float | None:
-        return float(torch.tensor(self.pck_ratio).std(unbiased=False)) if len(self.pck_ratio) > 1 else None
+        return std_of_runs(self.pck_ratio)
 
     @property
     def gain_mean(self) -> float:
-        return float(torch.tensor(self.pck_gain).mean())
+        return mean_of_runs(self.pck_gain)
 
     @property
     def gain_std(self) -> float | None:
-        return float(torch.tensor(self.pck_gain).std(unbiased=False)) if len(self.pck_gain) > 1 else None
+        return std_of_runs(self.pck_gain)
 
     def to_dict(self) -> dict[str, Any]:
         d = super().to_dict()
