@@ -274,6 +274,34 @@ def test_a_killed_runs_settings_are_checked_too(tmp_path, ckpt, monkeypatch):
         translate_dataset(checkpoint(tmp_path / "other", seed=1), src, dst, "folder", MASKS, num_workers=0, progress=False)
 
 
+def test_a_stopped_run_finishes_its_pending_writes_before_it_lets_go(tmp_path, ckpt, monkeypatch):
+    """Ctrl-C after translating: slow writes still in the pool when the run stops are finished
+    before the journal closes and the lock is released, never after the call has returned."""
+    import threading
+
+    src = write_dataset(tmp_path / "src")
+    dst = tmp_path / "dst"
+    real_write = engine.write_image_atomically
+
+    def slow_write(*args):
+        time.sleep(0.3)
+        real_write(*args)
+
+    def killed(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "write_image_atomically", slow_write)
+    monkeypatch.setattr(engine, "_finish_shards", killed)
+    with pytest.raises(KeyboardInterrupt):
+        translate_dataset(ckpt, src, dst, "folder", MASKS, num_workers=0, progress=False)
+    assert not [t for t in threading.enumerate() if t.name.startswith("handaug-writer")]
+    written = sorted(p.name for p in (dst / "images").iterdir())
+    assert written == [f"{i:04d}.png" for i in range(6)]  # every translation paid for is on disk, none half-written
+    monkeypatch.undo()
+    report = translate_dataset(ckpt, src, dst, "folder", MASKS, num_workers=0, progress=False)
+    assert (report.images_translated, report.images_already_done) == (0, 6)
+
+
 # -- 7c / 8. huge, bomb, truncated, untranslatable images; long names -------------------------
 
 

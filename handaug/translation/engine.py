@@ -503,6 +503,7 @@ def translate_dataset(
         write_json_journalled(plan.target_root / MANIFEST_FILE, asdict(result), data.journal)
         return result
     finally:
+        writer.shut_down()  # no write may outlive the journal and the lock, even on Ctrl-C
         if journal is not None:
             journal.close()
         if lock is not None:

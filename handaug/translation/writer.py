@@ -109,3 +109,18 @@ class BackgroundWriter:
             self._pool.shutdown(wait=True)
         if self.error is not None:
             raise self.error
+
+    def shut_down(self) -> None:
+        """Let the submitted writes finish, then stop; raise nothing (for a run that is already failing).
+
+        A run that stops early (an error, Ctrl-C) must not release its lock or close its journal
+        while these threads still write: a write then finishes after the journal closed, or races
+        with the next run on the same folder. The writes already submitted are translations that
+        are paid for, so they are finished rather than dropped; resuming then starts after them.
+        Safe to call after :meth:`close`.
+        """
+        self._pool.shutdown(wait=True)
+        for future in self._pending:
+            if future.done() and future.exception() is None:
+                self.written += 1
+        self._pending.clear()
