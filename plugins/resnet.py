@@ -9,6 +9,7 @@ Layout for ``ngf = 64``, ``n_blocks = 9`` (11,378,179 parameters with instance n
     transposed conv 3×3 stride 2 (padding 1, output padding 1) → 128, norm, ReLU
     transposed conv 3×3 stride 2 → 64, norm, ReLU
     reflect-pad 3, conv 7×7 → 3, tanh            (residual=True: tanh(atanh(0.999 x) + conv))
+                                                 (residual_space="log": a gain exp(conv) on [0, 1] intensities)
 
 H-GAN uses 4, 6 or 9 residual blocks. The two stride-2 stages make the network need heights
 and widths that are multiples of 4 (:attr:`ResnetGenerator.stride`).
@@ -25,6 +26,8 @@ from handaug.hookspecs import hookimpl
 from handaug.plugins.layers import NORMS, Norm, check_choice, check_positive_int, conv_bias, norm_layer
 
 Padding = Literal["reflect", "replicate", "zero"]
+ResidualSpace = Literal["atanh", "log"]
+RESIDUAL_SPACES: tuple[str, ...] = ("atanh", "log")
 PADDINGS: tuple[str, ...] = ("reflect", "replicate", "zero")
 
 #: Ranges the registry enforces before building (from a command line or a checkpoint config):
@@ -76,6 +79,12 @@ class ResnetGenerator(nn.Module):
             from the first step and training only has to learn the change of appearance; a
             plain generator starts from a flat grey image and must learn to redraw the hand's
             inner structure before it can keep it. Off in the H-GAN paper's configs.
+        residual_space: how ``f(x)`` changes the input, with ``residual=True``. ``"atanh"``:
+            added in atanh space (above). ``"log"``: multiplied in, as a per-pixel, per-channel
+            gain on the ``[0, 1]`` intensities: ``(x₀₁ + ε) exp(f(x)) − ε`` (``ε = 0.01``),
+            clamped to ``[0, 1]``. A skin-tone or white-balance change is a gain: shadows and
+            highlights keep their hue relative to each other. An additive change of the same mean
+            takes more red out of a dark red pixel than its share, so salmon shadows turn olive.
 
     Shapes:
         input ``(B, in_channels, H, W)`` float in ``[-1, 1]``, H and W multiples of 4;
@@ -94,6 +103,7 @@ class ResnetGenerator(nn.Module):
         padding: Padding = "reflect",
         dropout: float = 0.0,
         residual: bool = False,
+        residual_space: ResidualSpace = "atanh",
     ) -> None:
         super().__init__()
         for argument, value in (("in_channels", in_channels), ("out_channels", out_channels), ("ngf", ngf)):
@@ -108,8 +118,10 @@ class ResnetGenerator(nn.Module):
             raise ValueError(f"residual must be True or False, got {residual!r}")
         if residual and in_channels != out_channels:
             raise ValueError(f"residual=True needs in_channels == out_channels, got {in_channels} and {out_channels}")
+        check_choice("residual_space", residual_space, RESIDUAL_SPACES)
         self.in_channels = in_channels
         self.residual = residual
+        self.residual_space = residual_space
         bias = conv_bias(norm)
 
         layers: list[nn.Module] = [
@@ -153,9 +165,16 @@ class ResnetGenerator(nn.Module):
                 f"input height and width must be multiples of the generator's stride {self.stride}, got {h}×{w}"
             )
         if self.residual:
-            return torch.tanh(torch.atanh(x.clamp(-1.0, 1.0) * RESIDUAL_SCALE) + self.model(x))
+            base = x.clamp(-1.0, 1.0)
+            if self.residual_space == "log":
+                gain = torch.exp(self.model(x))
+                return (((base + 1.0) * 0.5 + LOG_EPSILON) * gain - LOG_EPSILON).clamp(0.0, 1.0) * 2.0 - 1.0
+            return torch.tanh(torch.atanh(base * RESIDUAL_SCALE) + self.model(x))
         return self.model(x)
 
+
+#: ``residual_space="log"``: the offset that lets a gain lift a black pixel.
+LOG_EPSILON = 0.01
 
 #: ``residual=True`` maps the input through ``atanh(RESIDUAL_SCALE * x)``, finite for ``x = ±1``.
 RESIDUAL_SCALE = 0.999

@@ -15,11 +15,12 @@ from handaug.export import export_generator
 from handaug.registry import create_generator
 
 
-@pytest.fixture(params=[False, True], ids=["plain", "residual"])
+@pytest.fixture(params=[None, "atanh", "log"], ids=["plain", "residual", "log-residual"])
 def ckpt(tmp_path, request):
     torch.manual_seed(0)
-    generator = create_generator("resnet", n_blocks=1, ngf=8, residual=request.param)
-    if request.param:  # move it off the identity it starts as
+    space = request.param
+    generator = create_generator("resnet", n_blocks=1, ngf=8, residual=space is not None, residual_space=space or "atanh")
+    if space:  # move it off the identity it starts as
         torch.nn.init.normal_(generator.model[-1].weight, 0.0, 0.05)
     return save_generator(generator, tmp_path / "ckpt", background=1.0)
 

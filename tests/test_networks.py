@@ -69,6 +69,21 @@ def test_residual_needs_matching_channels():
         create_generator("resnet", n_blocks=1, ngf=8, out_channels=1, residual=True)
 
 
+def test_log_residual_starts_as_the_identity_and_changes_colour_by_a_gain():
+    generator = init_weights(create_generator("resnet", n_blocks=1, ngf=8, residual=True, residual_space="log"), "xavier", 0.02)
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert torch.allclose(generator(x), x, atol=1e-6)
+    with torch.no_grad():
+        generator.model[-1].bias.copy_(torch.log(torch.tensor([0.8, 1.0, 1.0])))  # a constant f: less red everywhere
+    y = generator(x)
+    eps = 0.01
+    expected_red = ((((x[:, 0] + 1) / 2 + eps) * 0.8 - eps).clamp(min=0.0)) * 2 - 1
+    assert torch.allclose(y[:, 0], expected_red, atol=1e-5)  # a dark red pixel loses 20 % of its red, not a fixed amount
+    assert torch.allclose(y[:, 1:], x[:, 1:], atol=1e-6)
+    with pytest.raises(ValueError, match="residual_space must be one of"):
+        create_generator("resnet", n_blocks=1, ngf=8, residual=True, residual_space="linear")
+
+
 def test_patchgan_is_70x70_with_cyclegan_size():
     d = create_discriminator("patch", ndf=64, n_layers=3)
     assert n_params(d) == 2_764_737  # CycleGAN's published 2.765 M
