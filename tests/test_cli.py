@@ -137,7 +137,7 @@ def test_ddp_with_two_cpu_processes(tmp_path):
 def test_print_config_lists_model_data_and_trainer_options(tmp_path):
     out = run(["-m", "handaug.cli.train", "--demo", "--print_config"], cwd=tmp_path).stdout
     for expected in ("generator: resnet", "discriminator: perceptual", "lambda_cycle: 10.0", "lambda_identity: 0.5",
-                     "crop_size: 64", "crop_mode: hand", "residual: true", "synthetic: procedural", "max_epochs: 4", "ckpt_path: null"):
+                     "crop_size: 64", "crop_mode: hand", "residual: true", "residual_space: log", "synthetic: procedural", "max_epochs: 4", "ckpt_path: null"):
         assert expected in out, expected
 
 
@@ -166,7 +166,7 @@ def _demo_inner_structure(tmp_path, name, residual):
     root = tmp_path / name
     train_main([
         "--demo", "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false",
-        "--model.generator_kwargs", json.dumps({"n_blocks": 4, "ngf": 16, "residual": residual}),
+        "--model.generator_kwargs", json.dumps({"n_blocks": 4, "ngf": 16, "residual": residual, "residual_space": "log"}),
         "--model.discriminator_kwargs", '{"ndf": 16, "vgg_weights": "random"}',
         "--data.synthetic_kwargs", '{"image_size": 128, "length": 48}',
         "--data.real_kwargs", '{"image_size": 128, "length": 48, "background": "white"}',
