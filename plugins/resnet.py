@@ -119,6 +119,8 @@ class ResnetGenerator(nn.Module):
         if residual and in_channels != out_channels:
             raise ValueError(f"residual=True needs in_channels == out_channels, got {in_channels} and {out_channels}")
         check_choice("residual_space", residual_space, RESIDUAL_SPACES)
+        if residual_space != "atanh" and not residual:
+            raise ValueError(f"residual_space={residual_space!r} needs residual=True (it says how the residual is applied)")
         self.in_channels = in_channels
         self.residual = residual
         self.residual_space = residual_space

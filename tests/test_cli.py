@@ -166,7 +166,7 @@ def _demo_inner_structure(tmp_path, name, residual):
     root = tmp_path / name
     train_main([
         "--demo", "--trainer.default_root_dir", str(root), "--trainer.enable_progress_bar", "false",
-        "--model.generator_kwargs", json.dumps({"n_blocks": 4, "ngf": 16, "residual": residual, "residual_space": "log"}),
+        "--model.generator_kwargs", json.dumps({"n_blocks": 4, "ngf": 16, "residual": residual, "residual_space": "log" if residual else "atanh"}),
         "--model.discriminator_kwargs", '{"ndf": 16, "vgg_weights": "random"}',
         "--data.synthetic_kwargs", '{"image_size": 128, "length": 48}',
         "--data.real_kwargs", '{"image_size": 128, "length": 48, "background": "white"}',

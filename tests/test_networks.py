@@ -82,6 +82,8 @@ def test_log_residual_starts_as_the_identity_and_changes_colour_by_a_gain():
     assert torch.allclose(y[:, 1:], x[:, 1:], atol=1e-6)
     with pytest.raises(ValueError, match="residual_space must be one of"):
         create_generator("resnet", n_blocks=1, ngf=8, residual=True, residual_space="linear")
+    with pytest.raises(ValueError, match="residual_space='log' needs residual=True"):
+        create_generator("resnet", n_blocks=1, ngf=8, residual_space="log")
 
 
 def test_patchgan_is_70x70_with_cyclegan_size():
