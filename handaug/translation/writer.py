@@ -73,7 +73,6 @@ class BackgroundWriter:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="handaug-writer")
         self._pending: list[Future] = []
         self.max_pending = max_pending
-        self.written = 0
         self.error: BaseException | None = None
 
     @property
@@ -92,7 +91,6 @@ class BackgroundWriter:
     def _collect(self, future: Future) -> None:
         try:
             future.result()
-            self.written += 1
         except Exception as err:  # noqa: BLE001 - kept and raised by close()
             if self.error is None:
                 self.error = err
@@ -106,7 +104,7 @@ class BackgroundWriter:
         try:
             self._drain()
         finally:
-            self._pool.shutdown(wait=True)
+            self.shut_down()
         if self.error is not None:
             raise self.error
 
@@ -120,7 +118,3 @@ class BackgroundWriter:
         Safe to call after :meth:`close`.
         """
         self._pool.shutdown(wait=True)
-        for future in self._pending:
-            if future.done() and future.exception() is None:
-                self.written += 1
-        self._pending.clear()
