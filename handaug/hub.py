@@ -34,7 +34,11 @@ from handaug.pretrained import OFFLINE_ENV
 #: The prefix that marks a Hub name.
 HF_SCHEME = "hf://"
 
-_NAME_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+#: An organisation or repository name as the Hub allows it: letters, digits, ``.``, ``_`` and ``-``,
+#: starting and ending with a letter or digit, without ``--`` or ``..`` (huggingface_hub's own rule).
+_NAME_PART = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?")
+#: Characters git refuses anywhere in a ref name (``git check-ref-format``), besides control characters.
+_REF_FORBIDDEN = frozenset(" ~^:?*[\\")
 _HINT = "expected hf://ORG/REPO, hf://ORG/REPO@REVISION or hf://ORG/REPO[@REVISION]/SUBFOLDER"
 
 
@@ -64,7 +68,9 @@ def parse_hub_name(name: str) -> HubCheckpoint:
 
     Raises:
         ValueError: naming ``name``: not ``hf://``, a missing or malformed organisation or
-            repository, an empty revision, or a subfolder with empty, ``.`` or ``..`` parts.
+            repository, an empty revision or one that is not a valid git ref name once
+            percent-decoded (see :func:`ref_name_problem`), or a subfolder with empty, ``.`` or
+            ``..`` parts, a backslash or control characters.
     """
     if not is_hub_name(name):
         raise ValueError(f"checkpoint {name!r} is not a Hub name: {_HINT}")
@@ -74,14 +80,58 @@ def parse_hub_name(name: str) -> HubCheckpoint:
     org, repo_and_revision, *subfolder = parts
     repo, at, revision = repo_and_revision.partition("@")
     for what, value in (("organisation", org), ("repository", repo)):
-        if not _NAME_PART.fullmatch(value) or len(value) > 96:
+        if not _NAME_PART.fullmatch(value) or len(value) > 96 or "--" in value or ".." in value:
             raise ValueError(f"checkpoint {name!r}: {what} {value!r} is not a valid Hub name ({_HINT})")
-    revision = unquote(revision)
+    try:
+        revision = unquote(revision, errors="strict")
+    except UnicodeDecodeError:
+        raise ValueError(f"checkpoint {name!r}: the revision {revision!r} percent-decodes to bytes that are not UTF-8") from None
     if at and not revision:
         raise ValueError(f"checkpoint {name!r}: empty revision after '@' ({_HINT})")
+    if at:
+        problem = ref_name_problem(revision)
+        if problem:
+            raise ValueError(f"checkpoint {name!r}: revision {revision!r} is not a valid git ref name: {problem}")
     if any(part in ("", ".", "..") for part in subfolder):
         raise ValueError(f"checkpoint {name!r}: the subfolder {'/'.join(subfolder)!r} has an empty, '.' or '..' part")
+    bad = next((c for c in "/".join(subfolder) if c == "\\" or not c.isprintable()), None)
+    if bad is not None:
+        raise ValueError(
+            f"checkpoint {name!r}: the subfolder {'/'.join(subfolder)!r} holds {bad!r} (no backslash or control characters)"
+        )
     return HubCheckpoint(f"{org}/{repo}", revision if at else None, "/".join(subfolder))
+
+
+def ref_name_problem(ref: str) -> str | None:
+    """What makes ``ref`` an invalid git ref name (the rules of ``git check-ref-format``), or ``None``.
+
+    A revision reaches huggingface_hub, which reads (offline) and writes (online) the cache file
+    ``refs/<revision>``: a name with ``..``, a leading ``/`` or a backslash would name a file
+    outside the cache, so these names are refused before it is called.
+    """
+    if ref == "@":
+        return "it is the single character '@'"
+    if len(ref) > 255:
+        return f"it is {len(ref)} characters long (at most 255)"
+    bad = next((c for c in ref if c in _REF_FORBIDDEN or ord(c) < 0x20 or ord(c) == 0x7F), None)
+    if bad is not None:
+        return f"it holds {bad!r} (no space, control characters or any of ~^:?*[\\)"
+    if ".." in ref:
+        return "it holds '..'"
+    if "@{" in ref:
+        return "it holds '@{'"
+    if ref.startswith("/") or ref.endswith("/"):
+        return "it starts or ends with '/'"
+    if "//" in ref:
+        return "it holds '//'"
+    if ref.endswith("."):
+        return "it ends with '.'"
+    for component in ref.split("/"):
+        if component.startswith("."):
+            return f"its part {component!r} starts with '.'"
+        if component.endswith(".lock"):
+            return f"its part {component!r} ends with '.lock'"
+    return None
 
 
 def fetch_checkpoint(name: str) -> Path:

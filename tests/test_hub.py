@@ -123,6 +123,58 @@ def test_malformed_names_are_refused_by_name(name, message):
         handaug.SynthToReal(name)
 
 
+# ----------------------------------------------------------------------------- revisions by git's ref-name rules
+@pytest.mark.parametrize(
+    ("revision", "problem"),
+    [("..%2F..%2F..%2Fsecret", "holds '..'"), ("%2Fetc%2Fpasswd", "starts or ends with '/'"),
+     ("a..b", "holds '..'"), ("v1%2F", "starts or ends with '/'"), ("a%2F%2Fb", "holds '//'"),
+     ("v1.", "ends with '.'"), ("refs%2F.hidden", "part '.hidden' starts with '.'"),
+     ("main.lock", "part 'main.lock' ends with '.lock'"), ("main@%7B1%7D", "holds '@{'"), ("%40", "single character '@'"),
+     ("a%5Cb", r"holds '\\'"), ("a%00b", r"holds '\x00'"), ("a%0Ab", r"holds '\n'"), ("a%7Fb", r"holds '\x7f'"),
+     ("a%20b", "holds ' '"), ("a~1", "holds '~'"), ("a%5E", "holds '^'"), ("a:b", "holds ':'"),
+     ("a%3Fb", "holds '?'"), ("a*", "holds '*'"), ("a%5Bb", "holds '['"), ("%FF", "not UTF-8")],
+)  # fmt: skip
+def test_revisions_that_are_not_git_ref_names_are_refused_by_name(revision, problem):
+    """A percent-decoded revision reaches huggingface_hub as the cache file refs/<revision>: '..' or a
+    leading '/' would read (offline) or write (online) a file outside the cache."""
+    name = f"hf://acme/hands@{revision}"
+    with pytest.raises(ValueError) as err:
+        parse_hub_name(name)
+    message = str(err.value)
+    assert message.startswith(f"checkpoint {name!r}: ") and problem in message and "\n" not in message, message
+
+
+@pytest.mark.parametrize("revision", ["main", "v1.0", "refs%2Fpr%2F3", COMMIT, "feature%2Fhand-crop_2", "a@b"])
+def test_ordinary_revisions_still_parse(revision):
+    assert parse_hub_name(f"hf://acme/hands@{revision}").revision == revision.replace("%2F", "/")
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("hf://acme/a..b", "repository 'a..b' is not a valid Hub name"), ("hf://ac--me/hands", "organisation 'ac--me'"),
+     ("hf://acme/hands.", "repository 'hands.' is not a valid Hub name"),
+     ("hf://acme/hands/models\\small", "subfolder 'models\\\\\\\\small' holds"),
+     ("hf://acme/hands/a\tb", "subfolder 'a\\\\tb' holds")],
+)  # fmt: skip
+def test_repository_and_subfolder_names_are_checked_too(name, message):
+    with pytest.raises(ValueError, match=message):
+        parse_hub_name(name)
+
+
+def test_a_revision_naming_a_local_file_is_never_read(tmp_path, published):
+    """Before: huggingface_hub read refs/<revision> offline, so '/abs/path' or '../../..' loaded any local
+    file as a commit name (and echoed its first line in the error). Now the name is refused before."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-CONTENT\n")
+    absolute = str(secret).replace("/", "%2F")
+    relative = "..%2F" * 8 + str(secret).lstrip("/").replace("/", "%2F")
+    for revision in (absolute, relative):
+        for attempt in (read_checkpoint, load_generator, handaug.SynthToReal, fetch_checkpoint):
+            with pytest.raises(ValueError, match="is not a valid git ref name") as err:
+                attempt(f"hf://acme/hands@{revision}")
+            assert "TOP-SECRET-CONTENT" not in str(err.value)
+
+
 # ----------------------------------------------------------------------------- resolution, offline from the cache
 def test_synth_to_real_from_the_hub_equals_the_local_checkpoint(published):
     x = images()
