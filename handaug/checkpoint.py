@@ -36,6 +36,7 @@ in milliseconds, and a checkpoint that passes builds without surprises.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -55,6 +56,8 @@ from handaug.untrusted_text import shown
 WEIGHTS_FILE = "generator.safetensors"
 CONFIG_FILE = "config.json"
 METADATA_KEY = "handaug_config"
+#: Longest safetensors header (JSON) read (safetensors' own limit is 100 MB).
+MAX_HEADER_BYTES = 100_000_000
 
 
 def _save_weights(module: nn.Module, path: Path, metadata: dict[str, str] | None) -> None:
@@ -147,11 +150,19 @@ TensorHeader = dict[str, tuple[str, tuple[int, ...]]]
 
 @dataclass(frozen=True)
 class GeneratorCheckpoint:
-    """A checkpoint on disk with its validated config (see :func:`read_checkpoint`)."""
+    """A checkpoint on disk with its validated config (see :func:`read_checkpoint`).
+
+    ``weights_sha256`` is the SHA-256 (hex) of the weights file as it was when the checkpoint was
+    read: :meth:`verify`, :meth:`build` and :meth:`weights_bytes` read the file once into memory,
+    hash those bytes and refuse them unless they match, so weights replaced after reading (a
+    re-export into the same folder, a changed cache, in a DataLoader worker or an unpickled copy)
+    are never used silently. ``None`` (a checkpoint made by hand) skips that check.
+    """
 
     path: Path
     weights_path: Path
     config: dict[str, Any]
+    weights_sha256: str | None = None
 
     @property
     def spec(self) -> NetworkSpec:
@@ -186,40 +197,87 @@ class GeneratorCheckpoint:
             ValueError: any other mismatch, naming the file and the key or tensor.
         """
         network = network_on_meta(self.spec, self._where)
+        tensors = self._tensors()
         if network is not None:
             self._check_stride(network)
-            check_tensors_fit(network, _weights_header(self.weights_path, self._where), self._where, self._no_fit())
-        _check_finite_file(self.weights_path, self._where)
+            check_tensors_fit(network, _tensors_header(tensors), self._where, self._no_fit())
+        for name in sorted(tensors):
+            check_finite(name, tensors[name], f"{self._where} ({self.weights_path.name})")
+
+    def weights_bytes(self) -> bytes:
+        """The weights file's bytes, read once, after checking their SHA-256 against ``weights_sha256``.
+
+        Raises:
+            FileNotFoundError: the weights file no longer exists.
+            ValueError: it cannot be read, or changed since the checkpoint was read; the message
+                names the file.
+        """
+        try:
+            data = self.weights_path.read_bytes()
+        except FileNotFoundError:
+            raise FileNotFoundError(
+                f"{self._where}: {str(self.weights_path)!r} no longer exists (it was removed after the checkpoint was read)"
+            ) from None
+        except OSError as err:
+            raise ValueError(f"{self._where}: {str(self.weights_path)!r} cannot be read: {err.strerror or err}") from None
+        if self.weights_sha256 is not None:
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != self.weights_sha256:
+                raise ValueError(
+                    f"{self._where}: {str(self.weights_path)!r} changed since the checkpoint was read (when the "
+                    f"transform was built): its SHA-256 is now {digest[:16]}…, it was {self.weights_sha256[:16]}…; "
+                    "build the transform again to use the new weights"
+                )
+        return data
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        """Every tensor of the weights file (on the CPU), from the bytes :meth:`weights_bytes` checked."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load
+
+        data = self.weights_bytes()
+        try:
+            return load(data)
+        except (SafetensorError, ValueError, TypeError, RuntimeError) as err:
+            raise ValueError(
+                f"{self._where}: {self.weights_path.name!r} is not a readable safetensors file: {shown(str(err), limit=300)}"
+            ) from None
 
     def build(self, device: torch.device | str | None = None) -> nn.Module:
         """Rebuild the generator, load its weights, and return it in eval mode without gradients.
 
-        The checks of :meth:`verify` that need no weights run again first (the files may have
-        changed since the checkpoint was read), so nothing is allocated for a network the
-        weights do not describe.
+        The weights file is read once into memory and its SHA-256 compared with the one taken
+        when the checkpoint was read (see :meth:`weights_bytes`): what is loaded is exactly what
+        was checked, with no window between check and use. The checks of :meth:`verify` run
+        again on those bytes, and the network is first built on ``meta``, so nothing is
+        allocated for a network the weights do not describe.
 
         Raises:
             PluginError: the plugin that provides the network is not installed.
-            ValueError: the weights do not fit the network the config describes, or are not finite.
+            FileNotFoundError: the weights file was removed since the checkpoint was read.
+            ValueError: the weights changed since the checkpoint was read, do not fit the network
+                the config describes, or are not finite.
         """
-        from safetensors import SafetensorError
-        from safetensors.torch import load_model
-
         spec = self.spec
         network = network_on_meta(spec, self._where)
+        tensors = self._tensors()
+        header = _tensors_header(tensors)
         if network is not None:
-            check_tensors_fit(network, _weights_header(self.weights_path, self._where), self._where, self._no_fit())
+            check_tensors_fit(network, header, self._where, self._no_fit())
         try:
             generator = create_generator(spec.name, **spec.kwargs)
         except (TypeError, ValueError) as err:
             raise _rejected(spec, self._where, err) from None
         self._check_stride(generator)
+        # The names and shapes fit (tied parameters may be stored under one of their names only),
+        # so a non-strict load sets every parameter and buffer.
+        check_tensors_fit(generator, header, self._where, self._no_fit())
+        for name in sorted(tensors):
+            check_finite(name, tensors[name], f"{self._where} ({self.weights_path.name})")
         try:
-            load_model(generator, str(self.weights_path), strict=True, device="cpu")
-        except (RuntimeError, SafetensorError, OSError) as err:
+            generator.load_state_dict(tensors, strict=False)
+        except RuntimeError as err:
             raise ValueError(f"{self._where}: {self._no_fit()}: {shown(str(err), limit=300)}") from None
-        for name, tensor in generator.state_dict().items():
-            check_finite(name, tensor, f"{self._where} ({self.weights_path.name})")
         generator.eval().requires_grad_(False)
         if device is not None:
             generator.to(device)
@@ -333,25 +391,6 @@ def dtype_kind(dtype: torch.dtype) -> str:
     return "complex" if dtype.is_complex else "integer"
 
 
-def _open_weights(path: Path, where: str) -> Any:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        return safe_open(str(path), framework="pt")
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{where}: {path.name!r} is not a readable safetensors file: {shown(str(err), limit=300)}") from None
-
-
-def _weights_header(path: Path, where: str) -> TensorHeader:
-    """Name → (dtype kind, shape) of every tensor in ``path``, from its header only (no data read)."""
-    with _open_weights(path, where) as f:
-        header = {}
-        for name in f.keys():
-            view = f.get_slice(name)
-            header[name] = (_safetensors_dtype_kind(view.get_dtype()), tuple(view.get_shape()))
-        return header
-
-
 def check_finite(name: str, tensor: torch.Tensor, where: str) -> None:
     """Raise a ``ValueError`` naming ``where`` and the tensor ``name`` if a floating-point ``tensor`` holds NaN or inf."""
     if not tensor.is_floating_point():
@@ -365,11 +404,9 @@ def check_finite(name: str, tensor: torch.Tensor, where: str) -> None:
         )
 
 
-def _check_finite_file(path: Path, where: str) -> None:
-    """Every floating-point tensor of the safetensors file ``path`` is finite (one tensor in memory at a time)."""
-    with _open_weights(path, where) as f:
-        for name in f.keys():
-            check_finite(name, f.get_tensor(name), f"{where} ({path.name})")
+def _tensors_header(tensors: dict[str, torch.Tensor]) -> TensorHeader:
+    """Name → (dtype kind, shape) of loaded tensors, in name order (so messages name the same tensor each time)."""
+    return {name: (dtype_kind(tensors[name].dtype), tuple(tensors[name].shape)) for name in sorted(tensors)}
 
 
 def _directory_hint(path: Path) -> str:
@@ -404,21 +441,46 @@ def _read_config_dir(path: Path) -> tuple[dict[str, Any], Path]:
     return config, weights_path
 
 
-def _read_config_file(path: Path) -> dict[str, Any]:
+def _metadata_of(data: bytes, where: str, name: str) -> dict[str, Any]:
+    """The ``__metadata__`` of the safetensors file whose bytes are ``data`` (its header is an
+    8-byte little-endian length, then that many bytes of JSON); tensors are checked later, when loaded."""
+    length = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
+    header: Any = None
+    if 0 < length <= len(data) - 8 and length <= MAX_HEADER_BYTES:
+        try:
+            header = json.loads(data[8 : 8 + length])
+        except (ValueError, RecursionError):
+            header = None
+    if not isinstance(header, dict):
+        raise ValueError(f"{where}: {name!r} is not a readable safetensors file (its header is not a JSON object)")
+    metadata = header.get("__metadata__") or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError(f"{where}: {name!r} is not a readable safetensors file (its '__metadata__' is not an object of strings)")
+    return metadata
+
+
+def _read_config_file(path: Path) -> tuple[dict[str, Any], str]:
+    """The config in the metadata of the single-file checkpoint ``path``, and the SHA-256 of the
+    bytes it was read from (the file is read once: config and hash describe the same bytes)."""
     from handaug.lightning_checkpoint import training_checkpoint_message
 
     message = training_checkpoint_message(path)
     if message is not None:
         raise ValueError(message)
-    with _open_weights(path, f"checkpoint {str(path)!r}") as f:
-        metadata = f.metadata() or {}
+    where = f"checkpoint {str(path)!r}"
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ValueError(f"{where} cannot be read: {err.strerror or err}") from None
+    metadata = _metadata_of(data, where, path.name)
     if METADATA_KEY not in metadata:
         raise ValueError(
             f"checkpoint {str(path)!r} is a safetensors file without handaug's config in its metadata "
             f"(key {METADATA_KEY!r}); it was not written by handaug.save_generator"
         )
     where = f"checkpoint {str(path)!r} (its {METADATA_KEY!r} metadata)"
-    return validate_config(parse_config(metadata[METADATA_KEY], where), where, needs_sha256=False)
+    config = validate_config(parse_config(metadata[METADATA_KEY], where), where, needs_sha256=False)
+    return config, hashlib.sha256(data).hexdigest()
 
 
 def read_checkpoint(path: str | os.PathLike[str], *, verify: bool = True) -> GeneratorCheckpoint:
@@ -446,11 +508,13 @@ def read_checkpoint(path: str | os.PathLike[str], *, verify: bool = True) -> Gen
     path = Path(path)
     if path.is_dir():
         config, weights = _read_config_dir(path)
+        sha256 = config["weights_sha256"]
     elif path.is_file():
-        config, weights = _read_config_file(path), path
+        config, sha256 = _read_config_file(path)
+        weights = path
     else:
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    checkpoint = GeneratorCheckpoint(path, weights, config)
+    checkpoint = GeneratorCheckpoint(path, weights, config, sha256)
     if verify:
         checkpoint.verify()
     return checkpoint

@@ -222,9 +222,9 @@ def export_hub_folder(
     Raises:
         ValueError: ``out`` is a file or holds other files, or ``license``/``repo_id`` is malformed.
     """
-    import shutil
+    import hashlib
 
-    from handaug.atomic_files import file_sha256, replaced_atomically, write_bytes_atomically
+    from handaug.atomic_files import write_bytes_atomically
     from handaug.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_checkpoint
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", license):
@@ -242,10 +242,9 @@ def export_hub_folder(
     if others:
         raise ValueError(f"out {str(out)!r} holds other files ({', '.join(others[:5])}); give a new or empty folder")
     out.mkdir(parents=True, exist_ok=True)
-    weights = out / WEIGHTS_FILE
-    with replaced_atomically(weights) as tmp:
-        shutil.copyfile(checkpoint.weights_path, tmp)
-    config = {**checkpoint.config, "weights_sha256": file_sha256(weights)}
+    data = checkpoint.weights_bytes()  # exactly the bytes read_checkpoint checked (their SHA-256 is compared)
+    write_bytes_atomically(out / WEIGHTS_FILE, data, fsync=True)
+    config = {**checkpoint.config, "weights_sha256": hashlib.sha256(data).hexdigest()}
     write_bytes_atomically(out / CONFIG_FILE, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode(), fsync=True)
     write_bytes_atomically(out / MODEL_CARD_FILE, model_card(config, license=license, repo_id=repo_id).encode(), fsync=True)
     read_checkpoint(out)

@@ -286,3 +286,44 @@ def test_read_without_verify_needs_no_plugin(ckpt):
     assert read_checkpoint(ckpt, verify=False).spec.name == "unet"
     with pytest.raises(PluginError):
         read_checkpoint(ckpt)
+
+
+# ----------------------------------------------------------------------------- issue 20, 6. weights replaced after reading
+def _images():
+    return torch.randint(0, 256, (2, 3, 32, 32), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("layout", ["directory", "single file"])
+def test_weights_replaced_after_the_transform_was_built_are_refused_when_loaded(tmp_path, generator, layout):
+    """A re-export into the same place (weights and config both new, so each is valid on its own) after
+    SynthToReal was built: the first call, a pickled copy (a DataLoader worker) and build() all refuse
+    the new bytes, naming the file, instead of loading weights nobody checked."""
+    path = tmp_path / ("ckpt" if layout == "directory" else "g.safetensors")
+    save_generator(generator, path, background=1.0, trained_with_masks=True)
+    s2r = SynthToReal(path, precision="fp32")
+    worker_copy = __import__("pickle").dumps(s2r)
+    checkpoint = read_checkpoint(path)
+    torch.manual_seed(1)
+    save_generator(create_generator("resnet", **TINY_GENERATOR), path, background=1.0, trained_with_masks=True)
+    weights = path / WEIGHTS_FILE if layout == "directory" else path
+    read_checkpoint(path)  # the new checkpoint is valid in itself
+    for attempt in (lambda: s2r(_images()), lambda: __import__("pickle").loads(worker_copy)(_images()),
+                    checkpoint.build, checkpoint.verify):  # fmt: skip
+        with pytest.raises(ValueError) as err:
+            attempt()
+        message = str(err.value)
+        assert str(weights) in message and "changed since the checkpoint was read" in message, message
+        assert "\n" not in message
+    assert SynthToReal(path, precision="fp32")(_images()).shape == (2, 3, 32, 32)  # built again: the new weights load
+
+
+def test_what_is_loaded_is_the_bytes_that_were_hashed(ckpt, monkeypatch):
+    """build() reads the weights file once and loads the tensors from those hashed bytes, never by path again."""
+    import safetensors
+    import safetensors.torch as st
+
+    checkpoint = read_checkpoint(ckpt)
+    for module, name in ((st, "load_file"), (st, "load_model"), (st, "safe_open"), (safetensors, "safe_open")):
+        monkeypatch.setattr(module, name, lambda *a, **k: pytest.fail("weights read again by path"))
+    generator = checkpoint.build()
+    assert all(torch.isfinite(p).all() for p in generator.parameters())
