@@ -34,10 +34,12 @@ def folder(root: Path, n: int = 3, size: int = 40) -> Path:
 
 @pytest.fixture
 def decoded(monkeypatch) -> list[str]:
-    """The names of the files cv2 decodes."""
+    """The names of the files whose bytes are read for cv2 to decode (after their header passed)."""
+    from handaug.data import folder as folder_module
+
     names: list[str] = []
-    real = cv2.imread
-    monkeypatch.setattr(cv2, "imread", lambda path, *a: names.append(Path(path).name) or real(path, *a))
+    real = folder_module.read_bytes_from
+    monkeypatch.setattr(folder_module, "read_bytes_from", lambda file, path, *a: names.append(Path(path).name) or real(file, path, *a))
     return names
 
 

@@ -529,3 +529,57 @@ def test_handaug_train_on_synthhands_and_realhands_fixtures(tmp_path, monkeypatc
     assert data["synthetic"]["source"] == f"synthhands:{tmp_path / 'SynthHands'}" and data["synthetic"]["images"] == 6
     assert data["real"]["source"] == f"realhands:{tmp_path / 'RealHands'}"
     assert data["real"]["images"] == 6 and data["synthetic"]["masks"] and data["real"]["masks"]  # 2 hand-less frames dropped
+
+
+# ------------------------------------------------------------------------------ names that are not UTF-8 (issue 20)
+
+_ODD_NAMES_SCRIPT = r"""
+import os, sys
+from pathlib import Path
+import numpy as np
+from handaug.data.folder import ImageFolder, image_size, read_mask, read_rgb
+from handaug.data.readers import RHD
+from handaug.data.unpaired import DomainDataset
+from handaug.registry import create_dataset
+
+root = Path(sys.argv[1])
+odd = root / os.fsdecode(b"caf\xe9")  # a Latin-1 folder name
+bad = odd / os.fsdecode(b"bad\xff.png")
+assert image_size(bad) == (24, 24) and read_rgb(bad).shape == (24, 24, 3) and read_mask(bad).shape == (24, 24)
+folder = create_dataset("folder", root=str(odd), mask_pattern="../masks/{stem}.png", keypoints="{stem}.json")
+assert [p.name for p in folder.images] == [os.fsdecode(b"bad\xff.png"), "good.png", os.fsdecode(b"worse\xfe.png")]
+assert folder[0]["image"].shape == (24, 24, 3) and folder[0]["mask"].max() == 255 and folder[0]["keypoints_2d"].shape == (21, 2)
+try:
+    folder[2]
+except OSError as err:
+    assert "cannot be decoded" in str(err), err
+else:
+    raise AssertionError("a truncated image was decoded")
+train = DomainDataset(folder, range(3), 16, random_crop=False, name="synthetic")  # what handaug-train reads
+assert all(train[i]["image"].shape == (3, 16, 16) for i in range(3)) and train.decode_failures == 1
+rhd = RHD(root / os.fsdecode(b"rhd\xff"))
+assert rhd[0]["image"].shape == (40, 40, 3) and rhd[0]["mask"].shape == (40, 40)
+print("ok")
+"""
+
+
+def test_file_names_that_are_not_utf8_are_read_or_skipped_not_a_crash(tmp_path):
+    """Issue 20, item 2: ``cv2.imread`` segfaults on a name with a lone surrogate (``b"bad\\xff.png"``).
+    Every reader (the folder reader of handaug-train and handaug-eval, the dataset readers) decodes
+    such files, or skips and counts them when they are broken; the process never dies."""
+    odd = tmp_path / os.fsdecode(b"caf\xe9")
+    rgb = np.random.default_rng(0).integers(0, 255, (24, 24, 3), dtype=np.uint8)
+    mask = np.zeros((24, 24), np.uint8)
+    mask[4:20, 4:20] = 255
+    odd.mkdir()
+    (tmp_path / "masks").mkdir()
+    for name in (b"bad\xff", b"good", b"worse\xfe"):  # cv2.imwrite would crash on these names too
+        (odd / os.fsdecode(name + b".png")).write_bytes(cv2.imencode(".png", rgb)[1].tobytes())
+        (tmp_path / "masks" / os.fsdecode(name + b".png")).write_bytes(cv2.imencode(".png", mask)[1].tobytes())
+        (odd / os.fsdecode(name + b".json")).write_text(json.dumps([[1.0, 2.0]] * 21))
+    truncated = odd / os.fsdecode(b"worse\xfe.png")
+    truncated.write_bytes(truncated.read_bytes()[:80])
+    make_rhd(tmp_path / "rhd")
+    (tmp_path / "rhd").rename(tmp_path / os.fsdecode(b"rhd\xff"))
+    proc = subprocess.run([sys.executable, "-c", _ODD_NAMES_SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", (proc.returncode, proc.stderr[-3000:])

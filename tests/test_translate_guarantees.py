@@ -323,9 +323,11 @@ def test_bad_images_are_skipped_counted_and_listed(tmp_path, ckpt, capsys, monke
     cv2.imwrite(str(src / "unlucky.png"), np.zeros((23, 23, 3), np.uint8))  # the generator fails on this one
     long_name = "n" * 246 + ".png"  # 250 bytes: the temporary name must still fit NAME_MAX
     cv2.imwrite(str(src / long_name), np.zeros((24, 24, 3), np.uint8))
-    decoded = []
-    real_imread = cv2.imread
-    monkeypatch.setattr(cv2, "imread", lambda path, *a: decoded.append(Path(path).name) or real_imread(path, *a))
+    decoded = []  # the files whose bytes are read to be decoded, after their header passed
+    from handaug.data import folder
+
+    real_read = folder.read_bytes_from
+    monkeypatch.setattr(folder, "read_bytes_from", lambda file, path, *a: decoded.append(Path(path).name) or real_read(file, path, *a))
     real_translate = engine._Translator._translate
 
     def failing_on_23_pixels(self, images, masks):
@@ -339,7 +341,7 @@ def test_bad_images_are_skipped_counted_and_listed(tmp_path, ckpt, capsys, monke
     code, out, err = run(ckpt, src, dst, capsys=capsys)
     assert code == 0, err
     assert "10 images (6 translated now, 0 already done, 4 skipped)" in out
-    assert "huge.png" not in decoded and "bomb.png" not in decoded  # refused from the header alone
+    assert "huge.png" not in decoded and "bomb.png" not in decoded and "tiny.png" in decoded  # refused from the header alone
     manifest = json.loads((dst / MANIFEST_FILE).read_text())
     reasons = {s["path"]: s["reason"] for s in manifest["skipped"]}
     assert sorted(reasons) == ["bomb.png", "huge.png", "truncated.png", "unlucky.png"]

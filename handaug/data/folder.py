@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import json
+import errno
 import logging
 import os
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from handaug.data.source_files import FileChanged, load_source_npy, open_source_file, read_bytes_from, read_source_json
 
 log = logging.getLogger(__name__)
 
@@ -32,24 +34,57 @@ class ImageTooLarge(OSError):
     """
 
 
-def image_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
-    """``(height, width)`` from the file's header, without decoding the pixels; ``None`` if unreadable.
+#: Largest image file, in bytes, that handaug reads into memory to decode (an uncompressed
+#: 16-bit RGBA image of :data:`MAX_IMAGE_PIXELS` pixels is 400 MB).
+MAX_IMAGE_FILE_BYTES = 1 << 30
 
-    Raises:
-        ImageTooLarge: the header claims so many pixels that Pillow refuses to open the file at
-            all (a "decompression bomb", over about 179 megapixels).
-    """
+
+def _header_size(file: BinaryIO, path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """``(height, width)`` from the header of the open image ``file``; ``None`` if unreadable."""
     try:
         with warnings.catch_warnings():
             # Pillow's own warning threshold (about 89 megapixels); handaug applies its own limit.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            file.seek(0)
+            with Image.open(file) as im:
                 width, height = im.size
     except Image.DecompressionBombError as err:
         raise ImageTooLarge(f"image {str(path)!r} is too large to open: {err}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return None
     return height, width
+
+
+def _checked_header(file: BinaryIO, path: str | os.PathLike[str], max_pixels: int | None) -> tuple[int, int] | None:
+    limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    size = _header_size(file, path)
+    if size is not None and size[0] * size[1] > limit:
+        raise ImageTooLarge(
+            f"image {str(path)!r} is {size[1]}×{size[0]} pixels ({size[0] * size[1] / 1e6:.1f} MP), more than the "
+            f"maximum image size of {limit} pixels ({limit / 1e6:g} MP); it was not decoded"
+        )
+    return size
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """``(height, width)`` from the file's header, without decoding the pixels; ``None`` if unreadable.
+
+    The file is opened as :func:`~handaug.data.source_files.open_source_fd` opens it (a regular
+    file, whatever bytes its name holds); a file that cannot be opened is unreadable.
+
+    Raises:
+        ImageTooLarge: the header claims so many pixels that Pillow refuses to open the file at
+            all (a "decompression bomb", over about 179 megapixels).
+        FileChanged: under :func:`~handaug.data.source_files.only_planned_files`, the file is not the planned one.
+    """
+    try:
+        file = open_source_file(path)
+    except FileChanged:
+        raise
+    except OSError:
+        return None
+    with file:
+        return _header_size(file, path)
 
 
 def checked_image_size(path: str | os.PathLike[str], max_pixels: int | None = None) -> tuple[int, int] | None:
@@ -59,14 +94,43 @@ def checked_image_size(path: str | os.PathLike[str], max_pixels: int | None = No
         ImageTooLarge: the header claims more than ``max_pixels`` pixels; the message names the
             file, its size and the limit.
     """
-    limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
-    size = image_size(path)
-    if size is not None and size[0] * size[1] > limit:
-        raise ImageTooLarge(
-            f"image {str(path)!r} is {size[1]}×{size[0]} pixels ({size[0] * size[1] / 1e6:.1f} MP), more than the "
-            f"maximum image size of {limit} pixels ({limit / 1e6:g} MP); it was not decoded"
-        )
-    return size
+    try:
+        file = open_source_file(path)
+    except FileChanged:
+        raise
+    except OSError:
+        return None
+    with file:
+        return _checked_header(file, path, max_pixels)
+
+
+def read_image_file(path: str | os.PathLike[str], flags: int, max_pixels: int | None = None) -> np.ndarray | None:
+    """Decode an image file with OpenCV's ``flags`` (``cv2.IMREAD_*``), as ``cv2.imread`` would; ``None`` if it cannot be.
+
+    The file is opened once (see :mod:`handaug.data.source_files`: a regular file, any name,
+    under a plan only the planned file), its header is checked against ``max_pixels`` (default
+    :data:`MAX_IMAGE_PIXELS`) and its bytes (at most :data:`MAX_IMAGE_FILE_BYTES`) are decoded with
+    ``cv2.imdecode``: OpenCV never sees the name, whose bytes may not be valid UTF-8.
+    Returns the array as OpenCV gives it (BGR order, uint8 or uint16).
+
+    Raises:
+        ImageTooLarge: the header claims more than ``max_pixels`` pixels, or the file is larger
+            than :data:`MAX_IMAGE_FILE_BYTES`; nothing was decoded.
+        FileChanged: under :func:`~handaug.data.source_files.only_planned_files`, not the planned file.
+        OSError: the file cannot be opened or is not a regular file.
+    """
+    with open_source_file(path) as file:
+        if _checked_header(file, path, max_pixels) is None:
+            return None
+        try:
+            data = read_bytes_from(file, path, MAX_IMAGE_FILE_BYTES, "an image file")
+        except OSError as err:
+            if err.errno == errno.EFBIG:
+                raise ImageTooLarge(f"image {str(path)!r} is {err.strerror}; it was not decoded") from None
+            raise
+    if not data:
+        return None
+    return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
 
 
 def read_rgb(path: str | os.PathLike[str], max_pixels: int | None = None) -> np.ndarray | None:
@@ -75,10 +139,9 @@ def read_rgb(path: str | os.PathLike[str], max_pixels: int | None = None) -> np.
     Grey images are expanded to three channels, an alpha channel is dropped, 16-bit images are
     scaled to 8 bits. The header is read first: a file that claims more than ``max_pixels``
     pixels (default :data:`MAX_IMAGE_PIXELS`) raises :class:`ImageTooLarge` without being decoded.
+    The file is read as :func:`read_image_file` reads it (``OSError`` if it cannot be opened).
     """
-    if checked_image_size(path, max_pixels) is None:
-        return None
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    image = read_image_file(path, cv2.IMREAD_UNCHANGED, max_pixels)
     if image is None:
         return None
     if image.dtype == np.uint16:
@@ -99,9 +162,7 @@ def read_mask(path: str | os.PathLike[str], max_pixels: int | None = None) -> np
     edges) are thresholded at 128. Colour masks are read as grey. ``None`` if it cannot be
     decoded; :class:`ImageTooLarge` (without decoding) over ``max_pixels`` pixels, as :func:`read_rgb`.
     """
-    if checked_image_size(path, max_pixels) is None:
-        return None
-    mask = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    mask = read_image_file(path, cv2.IMREAD_GRAYSCALE, max_pixels)
     if mask is None:
         return None
     threshold = 127 if (mask.max() > 1) else 0
@@ -264,15 +325,14 @@ class ImageFolder:
         if not path.is_file():
             raise FileNotFoundError(f"keypoints file {str(path)!r} does not exist (keypoints={spec!r})")
         if path.suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
+            array = load_source_npy(path)
             if array.shape != (len(self.images), 21, 2):
                 raise ValueError(
                     f"keypoints file {str(path)!r} must hold ({len(self.images)}, 21, 2) (one (21, 2) per image), got {array.shape}"
                 )
-            self._keypoint_records = [{"keypoints_2d": a.astype(np.float32)} for a in array]
+            self._keypoint_records = [_keypoint_record(a, f"{path} [{image.name}]") for a, image in zip(array, self.images)]
             return
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
+        data = read_source_json(path)
         if isinstance(data, list):
             if len(data) != len(self.images):
                 raise ValueError(f"keypoints file {str(path)!r} lists {len(data)} entries for {len(self.images)} images")
@@ -300,9 +360,8 @@ class ImageFolder:
         assert self._keypoint_files is not None
         path = self._keypoint_files[index]
         if path.suffix == ".npy":
-            return _keypoint_record(np.load(path, allow_pickle=False), str(path))
-        with open(path, encoding="utf-8") as f:
-            return _keypoint_record(json.load(f), str(path))
+            return _keypoint_record(load_source_npy(path), str(path))
+        return _keypoint_record(read_source_json(path), str(path))
 
     def _mask_path(self, image: Path) -> Path:
         assert self.mask_pattern is not None
@@ -362,6 +421,8 @@ def _keypoint_record(value: Any, source: str) -> dict[str, np.ndarray]:
             array = np.empty(0)
         if array.shape != _KEYPOINT_SHAPES[key]:
             raise ValueError(f"{key} in {source} must have shape {_KEYPOINT_SHAPES[key]}, got {array.shape}")
+        if not np.isfinite(array).all():
+            raise ValueError(f"{key} in {source} holds NaN or infinite values; keypoints must be finite numbers")
         record[key] = array
     return record
 

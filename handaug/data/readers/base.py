@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from handaug.data.folder import MAX_IMAGE_PIXELS, read_mask, read_rgb
+from handaug.data.source_files import read_source_text
 
 __all__ = ["DatasetReader", "chroma_key_mask", "find_files", "project", "read_numbers", "require_root"]
 
@@ -50,12 +51,14 @@ def read_numbers(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     Raises:
         ValueError: the file does not hold exactly ``prod(shape)`` numbers (message names the file).
     """
-    text = Path(path).read_text()
+    text = read_source_text(path)
     tokens = [t for t in _NUMBER_SEPARATORS.split(text.strip()) if t]
     try:
         values = np.array([float(t) for t in tokens], dtype=np.float64)
     except ValueError as error:
         raise ValueError(f"annotation file {str(path)!r} holds something that is not a number: {error}") from None
+    if not np.isfinite(values).all():
+        raise ValueError(f"annotation file {str(path)!r} holds NaN or infinite values; annotations must be finite numbers")
     expected = int(np.prod(shape))
     if values.size != expected:
         raise ValueError(f"annotation file {str(path)!r} holds {values.size} numbers, expected {expected} (shape {shape})")

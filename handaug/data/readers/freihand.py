@@ -16,7 +16,6 @@ Joint order: wrist, thumb, index, middle, ring, pinky, base→tip — handaug's.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 
 from handaug.data.joints import remap_joints
 from handaug.data.readers.base import DatasetReader, find_files, project, require_root
+from handaug.data.source_files import read_source_json
 
 __all__ = ["FreiHAND"]
 
@@ -102,10 +102,11 @@ def _read_json_array(path: Path, shape: tuple[int, ...], layout: str) -> np.ndar
     if not path.is_file():
         raise FileNotFoundError(f"{str(path)!r} does not exist; the FreiHAND reader expects {layout}")
     try:
-        with open(path, encoding="utf-8") as f:
-            array = np.asarray(json.load(f), dtype=np.float64)
-    except (json.JSONDecodeError, ValueError, TypeError) as error:
+        array = np.asarray(read_source_json(path), dtype=np.float64)
+    except (ValueError, TypeError) as error:
         raise ValueError(f"{str(path)!r} is not a JSON list of {shape} arrays: {error}") from None
     if array.ndim != 1 + len(shape) or array.shape[1:] != shape or len(array) == 0:
         raise ValueError(f"{str(path)!r} must hold a non-empty list of {shape} arrays, got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{str(path)!r} holds NaN or infinite values; annotations must be finite numbers")
     return array

@@ -23,6 +23,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from handaug.data.folder import read_image_file
 from handaug.data.joints import remap_joints
 from handaug.data.readers.base import DatasetReader, find_files, require_root
 from handaug.data.readers.safe_pickle import RestrictedUnpickler, safe_load_pickle
@@ -116,7 +117,7 @@ class RHD(DatasetReader):
             "hand": hand,
         }
         if self.mask_paths is not None:
-            labels = cv2.imread(str(self.mask_paths[index]), cv2.IMREAD_UNCHANGED)
+            labels = read_image_file(self.mask_paths[index], cv2.IMREAD_UNCHANGED, self.max_image_pixels)
             if labels is None:
                 raise OSError(f"mask {str(self.mask_paths[index])!r} cannot be decoded")
             if labels.ndim == 3:

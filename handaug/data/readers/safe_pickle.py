@@ -51,6 +51,8 @@ from typing import Any, BinaryIO, NoReturn
 
 import numpy as np
 
+from handaug.data.source_files import open_source_file
+
 __all__ = [
     "MAX_ARRAY_BYTES",
     "MAX_DEPTH",
@@ -566,5 +568,5 @@ def safe_load_pickle(path: str | os.PathLike[str]) -> Any:
             names ``path``.
         FileNotFoundError / OSError: ``path`` cannot be read.
     """
-    with open(path, "rb") as file:
+    with open_source_file(path) as file:
         return RestrictedUnpickler(file, encoding="latin1", source=repr(str(Path(path)))).load()
