@@ -44,6 +44,23 @@ Images: ``(H, W, 3)`` RGB ``uint8`` or ``float32`` in ``[0, 1]`` (albumentations
 types), any size; the output has the input's shape and dtype. ``images`` stacks run through the
 generator as one batch.
 
+**DataLoader workers and CUDA.** With ``device="cuda"`` the transform runs the generator on the
+GPU from each worker. That needs workers started with ``spawn`` or ``forkserver``
+(``DataLoader(..., multiprocessing_context="spawn")``): CUDA does not work after ``fork``, and
+in a forked worker the call raises
+:class:`handaug.integrations.workers.CUDAInForkedProcessError` naming the ways that work.
+
+**Batched GPU path (``defer=True``).** The transform then draws exactly what it draws without
+``defer`` (``p``, and the pool member of each image, from albumentations' generators) but does
+not run the generator: the image passes unchanged and the output gains the key
+``decision_key`` (``"synth_to_real"``): ``-1`` for not translated, else the pool member (an
+``int`` for ``image``, an ``int64`` array of the stack's leading shape for ``images``,
+``volume`` and ``volumes``). The default collate stacks it, and
+:func:`handaug.integrations.batch.translate_batch` translates the chosen images of the batch on
+the GPU in one call (``handaug.integrations.lightning.SynthToRealCallback`` in Lightning). The
+translation then comes after the whole pipeline: transforms placed after this one run before
+it (see :mod:`handaug.integrations.batch`); put it last.
+
 Serialisation: ``A.to_dict`` stores the checkpoint *path* (never weights; an ``hf://`` name stays
 a name); ``A.from_dict`` needs this module imported first (``import handaug.integrations.albumentations``)
 so that albumentations knows the class. Generators are loaded on first use in each process, so
@@ -65,6 +82,8 @@ from pydantic import Field, field_validator
 
 import handaug
 from handaug.image_tensors import check_images, check_mask
+from handaug.integrations.batch import DECISION_KEY, NOT_TRANSLATED
+from handaug.integrations.workers import ForkGuard
 from handaug.precision import Precision
 from handaug.synth_to_real import MaskMode, PathLike
 
@@ -72,6 +91,36 @@ __all__ = ["SynthToReal"]
 
 #: albumentations' image targets, in the order they are looked for in a call.
 _IMAGE_TARGETS: tuple[str, ...] = ("image", "images", "volume", "volumes")
+
+#: What a forked worker's error proposes instead of CUDA in workers.
+_BATCHED_PATH = (
+    "defer=True in the workers' pipeline and handaug.integrations.batch.translate_batch on the collated batch "
+    "on the GPU (handaug.integrations.lightning.SynthToRealCallback in Lightning)"
+)
+
+
+def _decision_shape(target: str, array: Any) -> tuple[int, ...]:
+    """The leading shape of the images of ``target`` (one decision per image): ``()`` for ``image``."""
+    if target == "image":
+        return ()
+    shape = np.shape(array) if isinstance(array, np.ndarray) else (len(array),)
+    return tuple(shape[:2]) if target == "volumes" else tuple(shape[:1])
+
+
+def _decision(target: str, array: Any, pool_index: np.ndarray | None) -> int | np.ndarray:
+    """The deferred decision of a translated call: the pool member of each image of ``target``."""
+    shape = _decision_shape(target, array)
+    if pool_index is None:  # one checkpoint: member 0
+        draws = np.zeros(1 if target in ("image", "volume") else shape[0], np.int64)
+    else:
+        draws = np.asarray(pool_index, np.int64)
+    if target == "image":
+        return int(draws[0])
+    if target == "volume":
+        return np.full(shape, draws[0], np.int64)
+    if target == "volumes":
+        return np.repeat(draws[:, None], shape[1], axis=1)
+    return draws
 
 
 def _to_tensor(array: np.ndarray) -> torch.Tensor:
@@ -144,6 +193,10 @@ class SynthToReal(A.ImageOnlyTransform):
         hand_crop: with a hand mask, translate only a box around the hand (faster for small hands).
         crop_margin: padding around the hand box, as a fraction of its larger side, in ``[0, 4]``.
         compile: ``torch.compile`` the generators.
+        defer: draw the decision but do not translate: the image passes unchanged and the output
+            gains ``decision_key`` for :func:`handaug.integrations.batch.translate_batch` (see the
+            module docstring).
+        decision_key: the output key of the deferred decision (default ``"synth_to_real"``).
 
     There is no ``seed`` argument: albumentations seeds its transforms itself
     (``A.Compose(..., seed=...)``). ``strict`` is albumentations' (see the module docstring).
@@ -152,6 +205,8 @@ class SynthToReal(A.ImageOnlyTransform):
         ValueError: a bad argument (named in the message); at call time, an image that is not
             ``(H, W, 3)`` uint8/float in ``[0, 1]``, or a hand mask that is missing or does not fit it.
         FileNotFoundError: the checkpoint does not exist.
+        handaug.integrations.workers.CUDAInForkedProcessError: at call time, ``device="cuda"``
+            (without ``defer``) in a forked process such as a forked DataLoader worker.
     """
 
     class InitSchema(BaseTransformInitSchema):
@@ -163,6 +218,8 @@ class SynthToReal(A.ImageOnlyTransform):
         hand_crop: bool
         crop_margin: float = Field(ge=0, le=4)
         compile: bool
+        defer: bool
+        decision_key: str = Field(min_length=1)
 
         @field_validator("ckpt", mode="before")
         @classmethod
@@ -205,6 +262,8 @@ class SynthToReal(A.ImageOnlyTransform):
         hand_crop: bool = False,
         crop_margin: float = 0.15,
         compile: bool = False,
+        defer: bool = False,
+        decision_key: str = DECISION_KEY,
     ) -> None:
         # The core draws nothing here: albumentations makes the per-call decision (p) and the
         # pool choice comes from this transform's numpy generator. It checks the checkpoint.
@@ -222,17 +281,44 @@ class SynthToReal(A.ImageOnlyTransform):
         self.hand_crop = self.translator.hand_crop
         self.crop_margin = self.translator.crop_margin
         self.compile = self.translator.compile
+        self.defer = defer
+        self.decision_key = decision_key
+        self._fork_guard = ForkGuard("handaug.integrations.albumentations.SynthToReal", self.device, _BATCHED_PATH)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
         # ``p`` is stored by the base class; everything here is a string, number, bool or None (JSON-ready).
-        return ("ckpt", "device", "mask_mode", "hand_mask_key", "precision", "hand_crop", "crop_margin", "compile")
+        return ("ckpt", "device", "mask_mode", "hand_mask_key", "precision", "hand_crop", "crop_margin", "compile",
+                "defer", "decision_key")  # fmt: skip
+
+    def __call__(self, *args: Any, force_apply: bool = False, **kwargs: Any) -> Any:
+        """albumentations' call; refuses CUDA in a forked process first (whatever ``p`` decides), and
+        with ``defer`` adds the call's decision to the output under ``decision_key``."""
+        if not self.defer:
+            self._fork_guard.check()
+            return super().__call__(*args, force_apply=force_apply, **kwargs)
+        if self.decision_key in kwargs:
+            raise ValueError(
+                f"the data already has {self.decision_key!r}: two deferred SynthToReal in one pipeline, or a target "
+                "of that name; give this one another decision_key"
+            )
+        out = super().__call__(*args, force_apply=force_apply, **kwargs)
+        target = next((key for key in _IMAGE_TARGETS if kwargs.get(key) is not None), None)
+        if target is None:
+            return out
+        applied = self.applied_in_replay if self.replay_mode else "decision" in self.params
+        if applied:
+            decision = self.params["decision"]
+        else:
+            shape = _decision_shape(target, kwargs[target])
+            decision = NOT_TRANSLATED if not shape else np.full(shape, NOT_TRANSLATED, np.int64)
+        return {**out, self.decision_key: decision}
 
     # ------------------------------------------------------------------ parameters
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         """Draw the pool generator of each image and fetch the named hand mask of this call."""
         target = next((key for key in _IMAGE_TARGETS if data.get(key) is not None), None)
         if target is None:
-            return {"pool_index": None, "hand_mask": None}
+            return {"pool_index": None, "hand_mask": None, "decision": NOT_TRANSLATED}
         draws = 1 if target in ("image", "volume") else len(data[target])
         pool = len(self.translator.checkpoints)
         pool_index = self.random_generator.integers(pool, size=draws) if pool > 1 else None
@@ -246,7 +332,8 @@ class SynthToReal(A.ImageOnlyTransform):
                     "or use hand_mask_key=None to translate whole images"
                 )
             hand_mask = (self.hand_mask_key, data[self.hand_mask_key])
-        return {"pool_index": pool_index, "hand_mask": hand_mask}
+        decision = _decision(target, data[target], pool_index)
+        return {"pool_index": pool_index, "hand_mask": hand_mask, "decision": decision}
 
     # ------------------------------------------------------------------ application
     def _translate(
@@ -266,6 +353,8 @@ class SynthToReal(A.ImageOnlyTransform):
             key, mask = hand_mask
             masks = check_mask(_hand_masks(mask, tuple(images.shape[:-3]), (h, w), key), batch, unbatched=False,
                                argument=f"hand mask {key!r}")  # fmt: skip
+        if self.defer:  # checked as above; translated later, with the batch
+            return images
         assignment = None
         if pool_index is not None:
             assignment = torch.as_tensor(np.asarray(pool_index), dtype=torch.int64).repeat_interleave(per_item)

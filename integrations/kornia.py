@@ -43,6 +43,19 @@ mask of a direct call must be bool or uint8, and ``hand_crop=True`` is refused.
 Images: ``(B, 3, H, W)`` or ``(3, H, W)`` float in ``[0, 1]`` (kornia's convention); the
 generator runs on the images' device unless ``device`` is given. The output is not
 differentiable with respect to the translated images (the generator runs in inference mode).
+
+**Batched GPU path.** This augmentation is a batch transform: call it on the collated batch
+after moving it to the GPU (in a plain loop, or in Lightning with
+``handaug.integrations.lightning.SynthToRealCallback`` or your module's
+``on_after_batch_transfer``). Each image is translated with probability ``p`` and its own pool
+member, which is what ``p`` means for one image per call in a per-sample pipeline. Augmentations
+that followed it in a per-sample pipeline must then follow it on the batch too (a photometric
+one placed after it sees the translated image only if it runs after this call).
+
+**DataLoader workers and CUDA.** The generators load on ``device`` when the augmentation is
+built, which initialises CUDA for ``device="cuda"``: workers that call it must be started with
+``spawn`` or ``forkserver``. In a forked process (a forked DataLoader worker) a call raises
+:class:`handaug.integrations.workers.CUDAInForkedProcessError` naming the ways that work.
 """
 
 from __future__ import annotations
@@ -55,6 +68,7 @@ from kornia.augmentation import IntensityAugmentationBase2D
 
 import handaug
 from handaug.image_tensors import check_images, check_mask
+from handaug.integrations.workers import ForkGuard
 from handaug.precision import Precision
 from handaug.synth_to_real import MaskMode, PathLike, check_probability
 
@@ -64,6 +78,11 @@ __all__ = ["SynthToReal"]
 HAND_MASK_KEY = "hand_mask"
 #: The key of the per-image pool indices in ``params`` (only with a pool of several checkpoints).
 POOL_INDEX_KEY = "pool_index"
+#: What a forked worker's error proposes instead of CUDA in workers.
+_BATCHED_PATH = (
+    "call this augmentation on the collated batch after moving it to the GPU, in the main process "
+    "(handaug.integrations.lightning.SynthToRealCallback in Lightning)"
+)
 
 
 class SynthToReal(IntensityAugmentationBase2D):
@@ -86,7 +105,9 @@ class SynthToReal(IntensityAugmentationBase2D):
 
     The generators are loaded when the augmentation is built (on ``device``, else the CPU) and on
     first use on any other device; they are never part of ``state_dict()`` or of a pickle.
-    ``torch.compile(..., fullgraph=True)`` works (see the module docstring).
+    ``torch.compile(..., fullgraph=True)`` works (see the module docstring). With a CUDA
+    ``device``, a call in a forked process raises
+    :class:`handaug.integrations.workers.CUDAInForkedProcessError`.
     """
 
     def __init__(
@@ -112,6 +133,7 @@ class SynthToReal(IntensityAugmentationBase2D):
             hand_crop=hand_crop, crop_margin=crop_margin, compile=compile,
         )  # fmt: skip
         self.flags = {"mask_mode": mask_mode}
+        self._fork_guard = ForkGuard("handaug.integrations.kornia.SynthToReal", self.translator.device, _BATCHED_PATH)
         # Loaded now, not at the first call, so that torch.compile can trace a fresh augmentation
         # (it cannot load files). Other devices load at their first eager call.
         self.translator.generators(self.translator.device or "cpu")
@@ -136,6 +158,8 @@ class SynthToReal(IntensityAugmentationBase2D):
         """Translate ``input`` (see the class docstring); with ``mask`` (``(B, 1, H, W)`` or
         ``(B, H, W)``, ``(1, H, W)`` / ``(H, W)`` for a single image) and ``mask_mode="composite"``
         only the hands change and the background stays bit-exact."""
+        if not torch.compiler.is_compiling():
+            self._fork_guard.check()
         if mask is not None and self.translator.mask_mode == "composite":
             if torch.compiler.is_compiling():  # no data-dependent value checks while tracing
                 batch = input if input.ndim == 4 else input.unsqueeze(0)

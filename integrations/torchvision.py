@@ -31,6 +31,21 @@ torch's global RNG (seeded per DataLoader worker), like torchvision's.
 Images: ``uint8`` or float in ``[0, 1]``, 3 (RGB) channels, any size; outputs keep the input's
 type (``Image``, ``Video``, PIL or plain tensor), shape, dtype and device. Generators are loaded
 on first use in each process, so the transform pickles small for DataLoader workers.
+
+**DataLoader workers and CUDA.** With ``device="cuda"`` each worker runs the generator on the
+GPU; that needs ``DataLoader(..., multiprocessing_context="spawn")`` (or ``"forkserver"``).
+CUDA does not work after ``fork``: in a forked worker the call raises
+:class:`handaug.integrations.workers.CUDAInForkedProcessError` naming the ways that work.
+
+**Batched GPU path (``defer=True``).** The transform draws what it draws without ``defer``
+(``p`` and the pool member, one per call, from torch's global RNG) but translates nothing: the
+sample must be a ``dict``, and a new ``dict`` comes back with the same values (the very same
+objects) plus ``decision_key`` (``"synth_to_real"``): the ``int`` ``-1`` (not translated) or the
+pool member. After the default collate (a ``(B,)`` tensor) and the transfer to the GPU,
+:func:`handaug.integrations.batch.translate_batch` translates the chosen images in one call
+(``handaug.integrations.lightning.SynthToRealCallback`` in Lightning). The translation then comes
+after the whole pipeline: transforms placed after this one run before it (see
+:mod:`handaug.integrations.batch`); put it last.
 """
 
 from __future__ import annotations
@@ -44,13 +59,22 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import Transform
 from torchvision.transforms.v2 import functional as TF
+from torch.utils._pytree import tree_flatten
 
 import handaug
 from handaug.image_tensors import check_images, check_mask
+from handaug.integrations.batch import DECISION_KEY, NOT_TRANSLATED
+from handaug.integrations.workers import ForkGuard
 from handaug.precision import Precision
 from handaug.synth_to_real import MaskMode, PathLike, check_flag, check_probability
 
 __all__ = ["SynthToReal"]
+
+#: What a forked worker's error proposes instead of CUDA in workers.
+_BATCHED_PATH = (
+    "defer=True in the workers' transform and handaug.integrations.batch.translate_batch on the collated batch "
+    "on the GPU (handaug.integrations.lightning.SynthToRealCallback in Lightning)"
+)
 
 
 def _is_plain_tensor(value: Any) -> bool:
@@ -96,10 +120,16 @@ class SynthToReal(Transform):
         hand_crop: with a mask, translate only a box around each hand (faster for small hands).
         crop_margin: padding around the hand box, as a fraction of its larger side.
         compile: ``torch.compile`` the generators.
+        defer: draw the decision but translate nothing; the sample (a ``dict``) comes back with
+            ``decision_key`` added, for :func:`handaug.integrations.batch.translate_batch`.
+        decision_key: the sample key of the deferred decision (default ``"synth_to_real"``).
 
     Raises:
         ValueError: a bad argument; at call time, images that are not 3-channel uint8/float in
-            ``[0, 1]``, or (with ``use_mask``) a sample without exactly one fitting ``Mask``.
+            ``[0, 1]``, or (with ``use_mask``) a sample without exactly one fitting ``Mask``; with
+            ``defer``, a sample that is not a ``dict`` or already has ``decision_key``.
+        handaug.integrations.workers.CUDAInForkedProcessError: at call time, ``device="cuda"``
+            (without ``defer``) in a forked process such as a forked DataLoader worker.
     """
 
     # Masks take part so that make_params sees them; transform() returns them untouched.
@@ -117,9 +147,14 @@ class SynthToReal(Transform):
         hand_crop: bool = False,
         crop_margin: float = 0.15,
         compile: bool = False,
+        defer: bool = False,
+        decision_key: str = DECISION_KEY,
     ) -> None:
         p = check_probability(p, "p")
         use_mask = check_flag(use_mask, "use_mask")
+        defer = check_flag(defer, "defer")
+        if not isinstance(decision_key, str) or not decision_key:
+            raise ValueError(f"decision_key must be a non-empty string, got {decision_key!r}")
         super().__init__()
         # The core draws nothing: this transform decides per call, as torchvision's transforms do.
         self.translator = handaug.SynthToReal(
@@ -128,6 +163,39 @@ class SynthToReal(Transform):
         )  # fmt: skip
         self.p = p
         self.use_mask = use_mask
+        self.defer = defer
+        self.decision_key = decision_key
+        self._fork_guard = ForkGuard("handaug.integrations.torchvision.SynthToReal", device, _BATCHED_PATH)
+
+    def forward(self, *inputs: Any) -> Any:
+        """torchvision's call; refuses CUDA in a forked process first (whatever ``p`` decides), and with
+        ``defer`` returns the sample with its decision instead of translating it."""
+        if not self.defer:
+            self._fork_guard.check()
+            return super().forward(*inputs)
+        sample = inputs[0] if len(inputs) == 1 else inputs
+        if not isinstance(sample, dict):
+            raise ValueError(
+                f"defer=True records the decision in the sample, so the sample must be a dict, got {type(sample).__name__}"
+                f"{' of ' + str(len(inputs)) + ' inputs' if len(inputs) > 1 else ''}; e.g. {{'image': ..., 'mask': ...}}"
+            )
+        if self.decision_key in sample:
+            raise ValueError(
+                f"the sample already has {self.decision_key!r}: two deferred SynthToReal in one pipeline, or a key "
+                "of that name; give this one another decision_key"
+            )
+        flat_inputs, _ = tree_flatten(sample)
+        needs_transform = self._needs_transform_list(flat_inputs)
+        params = self.make_params([x for x, needed in zip(flat_inputs, needs_transform) if needed])
+        for x, needed in zip(flat_inputs, needs_transform):  # the checks of the per-sample path
+            if needed and not isinstance(x, tv_tensors.Mask):
+                images = x.as_subclass(torch.Tensor) if isinstance(x, torch.Tensor) else TF.pil_to_tensor(x)
+                batch = self._checked(images)
+                if params["apply"] and params["mask"] is not None:
+                    lead, size = tuple(images.shape[:-3]), (int(images.shape[-2]), int(images.shape[-1]))
+                    check_mask(_hand_masks(params["mask"], lead, size), batch, unbatched=False, argument="mask")
+        decision = NOT_TRANSLATED if not params["apply"] else (params["pool_index"] or 0)
+        return {**sample, self.decision_key: decision}
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         """Find the hand mask, decide whether this call translates and draw its pool generator."""
@@ -155,12 +223,17 @@ class SynthToReal(Transform):
         out = self._translate(inpt.as_subclass(torch.Tensor), params)
         return out if _is_plain_tensor(inpt) else tv_tensors.wrap(out, like=inpt)
 
-    def _translate(self, images: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
-        """``images`` ``(..., 3, H, W)`` → translated, same shape; all images in one generator batch."""
+    @staticmethod
+    def _checked(images: torch.Tensor) -> torch.Tensor:
+        """``images`` ``(..., 3, H, W)`` checked → ``(N, 3, H, W)``."""
         if images.ndim < 3 or images.shape[-3] != 3:
             raise ValueError(f"images must have shape (..., 3, H, W) with 3 (RGB) channels, got {tuple(images.shape)}")
+        return check_images(images.reshape(-1, *images.shape[-3:]), "images")
+
+    def _translate(self, images: torch.Tensor, params: dict[str, Any]) -> torch.Tensor:
+        """``images`` ``(..., 3, H, W)`` → translated, same shape; all images in one generator batch."""
+        batch = self._checked(images)
         lead, size = tuple(images.shape[:-3]), (int(images.shape[-2]), int(images.shape[-1]))
-        batch = check_images(images.reshape(-1, *images.shape[-3:]), "images")
         n = batch.shape[0]
         masks = None
         if params["mask"] is not None:

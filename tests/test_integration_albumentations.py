@@ -291,7 +291,7 @@ def test_to_dict_from_dict_round_trip_stores_the_path(ckpt):
         "__class_fullname__": "handaug.integrations.albumentations.SynthToReal", "p": 0.8, "ckpt": str(ckpt),
         "device": None, "mask_mode": "composite", "hand_mask_key": "mask", "precision": "fp32", "hand_crop": True,
         "crop_margin": 0.25,
-        "compile": False,
+        "compile": False, "defer": False, "decision_key": "synth_to_real",
     }  # fmt: skip
     restored = A.from_dict(json.loads(text))
     assert isinstance(restored.transforms[-1], SynthToReal) and restored.transforms[-1].hand_crop
