@@ -12,8 +12,19 @@ Each module imports its library, so import only the one you use:
 - :mod:`handaug.integrations.torchvision`: ``SynthToReal``, a ``transforms.v2.Transform`` that
   changes only images; ``use_mask=True`` takes the hand mask from the sample's ``tv_tensors.Mask``.
 
-In all three only the images change: keypoints (2D or with 3D columns), boxes, masks and labels
+The batched GPU path and DataLoader workers:
+
+- :mod:`handaug.integrations.batch`: the batched GPU path. Per-sample adapters built with
+  ``defer=True`` record their decision in the sample instead of translating in the workers;
+  ``translate_batch`` translates the chosen images of the collated batch in one call on the device.
+- :mod:`handaug.integrations.lightning`: ``SynthToRealCallback``, the same in a Lightning fit
+  (imports Lightning; ``import handaug`` does not).
+- :mod:`handaug.integrations.workers`: the error an adapter with ``device="cuda"`` raises in a
+  forked process (a forked DataLoader worker), naming the ways that work.
+
+In the three adapters only the images change: keypoints (2D or with 3D columns), boxes, masks and labels
 come back as they went in. The host library's own randomness decides whether a call or an image
 is translated. Generators are never pickled, so the transforms can be sent to DataLoader workers
-or a ``multiprocessing.Pool`` (fork or spawn; see :mod:`handaug.fork_safety`).
+or a ``multiprocessing.Pool`` (fork or spawn; see :mod:`handaug.fork_safety`); with
+``device="cuda"`` the workers must be started with spawn or forkserver.
 """
