@@ -16,7 +16,8 @@ keep the best states by a validation measure and export the best).
 Under ``--trainer.default_root_dir`` a run writes ``checkpoints/last.ckpt`` (to resume; at every
 epoch's end and every 10 minutes), ``samples/*.png`` (synthetic | translated | cycled after
 every validation), the logger's metrics (``val/inner_structure`` among them), ``config.yaml``,
-and at the end ``export/`` (the generator for ``SynthToReal``).
+and at the end ``export/`` (the generator for ``SynthToReal``). A run holds the folder's lock
+(``.handaug-train.lock``) while it trains: a second run in the same folder is refused with one line.
 """
 
 from __future__ import annotations
@@ -26,21 +27,107 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import torch
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from handaug.data.datamodule import UnpairedDataModule
 from handaug.training.callbacks import GeneratorExport, SampleGridWriter
 from handaug.training.module import HGAN
 from handaug.training.resume import ResumeCheckpoint, ResumeError, resolve_resume_path
+from handaug.training.run_lock import RunFolderBusyError, RunFolderLock
 from handaug.training.selection import CheckpointSelection
 from handaug.training.validation_measures import StructureMonitor
 
 DEMO_FLAG = "--demo"
+DEMO_RECIPE_FLAG = "--demo-recipe"
+#: ``handaug-train --demo``'s recipes and their packaged configs.
+DEMO_RECIPES: dict[str, str] = {"cpu": "demo.yaml", "gpu": "demo_gpu.yaml"}
+GPU_ACCELERATORS: tuple[str, ...] = ("gpu", "cuda")
 
 
-def demo_config_path() -> Path:
-    """The packaged config of ``handaug-train --demo``."""
-    return Path(str(files("handaug") / "configs" / "demo.yaml"))
+def demo_config_path(recipe: str = "cpu") -> Path:
+    """The packaged config of ``handaug-train --demo``'s ``recipe`` (``"cpu"`` or ``"gpu"``)."""
+    if recipe not in DEMO_RECIPES:
+        raise ValueError(f"recipe must be one of {tuple(DEMO_RECIPES)}, got {recipe!r}")
+    return Path(str(files("handaug") / "configs" / DEMO_RECIPES[recipe]))
+
+
+def _option_value(argv: list[str], flag: str) -> str | None:
+    """The value of ``flag`` in ``argv`` (``--flag value`` or ``--flag=value``; the last one wins), else None."""
+    value = None
+    for i, arg in enumerate(argv):
+        if arg == flag:
+            if i + 1 >= len(argv):
+                raise SystemExit(f"handaug-train: error: {flag} needs a value")
+            value = argv[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg[len(flag) + 1 :]
+    return value
+
+
+def choose_demo_recipe(argv: list[str], cuda_available: bool) -> tuple[str, str]:
+    """``(recipe, why)`` for ``handaug-train --demo`` with the other arguments ``argv``.
+
+    ``--demo-recipe cpu|gpu`` decides if given. Otherwise a ``--trainer.accelerator`` of
+    ``gpu``/``cuda`` picks the GPU recipe and any other named accelerator the CPU one; with
+    none named, the GPU recipe runs when torch sees a CUDA device and the CPU recipe otherwise.
+    """
+    asked = _option_value(argv, DEMO_RECIPE_FLAG)
+    if asked is not None:
+        if asked not in DEMO_RECIPES:
+            raise SystemExit(f"handaug-train: error: {DEMO_RECIPE_FLAG} must be one of {', '.join(DEMO_RECIPES)}, got {asked!r}")
+        return asked, f"asked for with {DEMO_RECIPE_FLAG} {asked}"
+    accelerator = _option_value(argv, "--trainer.accelerator")
+    if accelerator is not None and accelerator != "auto":
+        recipe = "gpu" if accelerator in GPU_ACCELERATORS else "cpu"
+        return recipe, f"--trainer.accelerator {accelerator}"
+    if cuda_available:
+        return "gpu", f"a CUDA device is available ({DEMO_RECIPE_FLAG} cpu runs the CPU recipe there)"
+    return "cpu", "no CUDA device"
+
+
+def _without_option(argv: list[str], flag: str) -> list[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == flag:
+            skip = True
+        elif not arg.startswith(flag + "="):
+            out.append(arg)
+    return out
+
+
+def demo_arguments(argv: list[str], cuda_available: bool | None = None) -> tuple[list[str], str]:
+    """``argv`` (without ``--demo``) turned into ``handaug-train --demo``'s arguments, and the line that says which recipe runs and why."""
+    if cuda_available is None:
+        cuda_available = torch.cuda.is_available()
+    recipe, why = choose_demo_recipe(argv, cuda_available)
+    if recipe == "gpu" and not cuda_available and _option_value(argv, "--trainer.accelerator") in (None, *GPU_ACCELERATORS):
+        raise SystemExit(
+            "handaug-train: error: the GPU demo recipe needs a CUDA device, and torch sees none; "
+            "add --trainer.accelerator cpu to run it on the CPU anyway (slowly)"
+        )
+    argv = _without_option(argv, DEMO_RECIPE_FLAG)
+    _check_demo_arguments(argv)
+    path = demo_config_path(recipe)
+    line = f"handaug-train --demo: the {recipe.upper()} recipe ({path.name}), because {why}"
+    return ["--config", str(path), *argv], line
+
+
+def default_precision(accelerator: Any, strategy: Any) -> str | None:
+    """``"bf16-mixed"`` where training will run on a CUDA device with bf16 tensor cores, else ``None`` (Lightning's fp32).
+
+    Only for ``accelerator`` ``"auto"``, ``"gpu"`` or ``"cuda"``; not for the strategies that fork
+    processes (they need CUDA untouched in the parent).
+    """
+    if not isinstance(accelerator, str) or accelerator not in ("auto", *GPU_ACCELERATORS):
+        return None
+    if isinstance(strategy, str) and ("fork" in strategy or "notebook" in strategy):
+        return None
+    if not torch.cuda.is_available() or not torch.cuda.is_bf16_supported(including_emulation=False):
+        return None
+    return "bf16-mixed"
 
 
 class HandaugCLI(LightningCLI):
@@ -63,6 +150,16 @@ class HandaugCLI(LightningCLI):
         )
         parser.add_lightning_class_args(ResumeCheckpoint, "checkpointing")
         parser.add_lightning_class_args(CheckpointSelection, "selection")
+
+    def before_instantiate_classes(self) -> None:
+        # On a GPU with bf16 tensor cores, train in bf16-mixed unless a precision was chosen.
+        trainer = self.config.get("trainer")
+        if trainer is not None and trainer.get("precision") is None:
+            precision = default_precision(trainer.get("accelerator"), trainer.get("strategy"))
+            if precision is not None:
+                trainer.precision = precision
+                print(f"handaug-train: {precision} precision on the GPU (--trainer.precision 32-true trains in fp32)",
+                      flush=True)
 
 
 def _trainer_defaults() -> dict[str, Any]:
@@ -92,8 +189,10 @@ def main(args: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if args is None else args)
     if DEMO_FLAG in argv:
         argv.remove(DEMO_FLAG)
-        _check_demo_arguments(argv)
-        argv = ["--config", str(demo_config_path()), *argv]
+        argv, recipe_line = demo_arguments(argv)
+        print(recipe_line, flush=True)
+    elif _option_value(argv, DEMO_RECIPE_FLAG) is not None:
+        raise SystemExit(f"handaug-train: error: {DEMO_RECIPE_FLAG} goes with --demo")
     cli = HandaugCLI(
         HGAN,
         UnpairedDataModule,
@@ -104,13 +203,21 @@ def main(args: list[str] | None = None) -> None:
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"prog": "handaug-train", "description": __doc__.split("\n\n")[0]},
     )
+    lock = None
     try:
+        if cli.trainer.is_global_zero:  # the launching process, before any other rank is started
+            # Held until the process exits: one run per folder, and --ckpt_path auto decides alone.
+            lock = RunFolderLock(cli.trainer.default_root_dir).acquire()
         ckpt_path = resolve_resume_path(
             cli.config.get("ckpt_path"), cli.trainer.default_root_dir, overwrite_run=bool(cli.config.get("overwrite_run"))
         )
-    except ResumeError as err:
+    except (ResumeError, RunFolderBusyError) as err:
         raise SystemExit(f"handaug-train: error: {err}") from None
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True)
+    try:
+        cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True)
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 if __name__ == "__main__":

@@ -4,15 +4,18 @@
 pools, RNG states, the loop counters and the place in the epoch; see
 :mod:`handaug.data.pairing`) at the end of every epoch, and within an epoch every
 ``every_n_batches`` batches and/or every ``every_minutes`` minutes. Each write goes to a hidden
-temporary file in the same folder, is flushed to disk, and is renamed over ``last.ckpt``, so a
-``kill -9`` at any moment leaves the previous complete checkpoint or the new one, never a torn
-file. :func:`resolve_resume_path` turns ``--ckpt_path last`` / ``auto`` into a file, and refuses
+temporary file in the same folder (``.last.ckpt.<pid>.<random>.handaug-part``: a name no other
+writer uses), is flushed to disk, and is renamed over ``last.ckpt``, so a ``kill -9`` at any
+moment leaves the previous complete checkpoint or the new one, never a torn file. While it
+trains, the run holds its folder's lock (:mod:`handaug.training.run_lock`): a second run in the
+same folder is refused instead of overwriting this one's files. :func:`resolve_resume_path` turns ``--ckpt_path last`` / ``auto`` into a file, and refuses
 to start a new run over an existing run's checkpoint unless asked to.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import time
 from pathlib import Path
 from typing import Any
@@ -20,8 +23,13 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_info
 
+from handaug.atomic_files import temporary_name
+from handaug.training.run_lock import RunFolderLock
+
 LAST_CHECKPOINT = "last.ckpt"
 CHECKPOINT_DIR = "checkpoints"
+#: Suffix of the temporary files ``last.ckpt`` is written to before the rename.
+TEMP_SUFFIX = ".handaug-part"
 
 
 def last_checkpoint_path(root: str | os.PathLike[str]) -> Path:
@@ -66,10 +74,24 @@ class ResumeCheckpoint(L.Callback):
         self.dirpath = dirpath
         self._last_write = time.monotonic()
         self.writes = 0
+        self._lock: RunFolderLock | None = None
 
     def path(self, trainer: L.Trainer) -> Path:
         """The file this callback keeps current for ``trainer``."""
         return Path(self.dirpath) / LAST_CHECKPOINT if self.dirpath else last_checkpoint_path(trainer.default_root_dir)
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Rank 0 takes the run folder's lock for the fit (a no-op when ``handaug-train`` already holds it)
+        and removes the temporary files of earlier, killed writers, which no one else can be writing now."""
+        if stage != "fit" or not trainer.is_global_zero or self._lock is not None:
+            return
+        self._lock = RunFolderLock(trainer.default_root_dir).acquire()
+        remove_stale_temporaries(self.path(trainer).parent)
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._last_write = time.monotonic()
@@ -94,18 +116,49 @@ class ResumeCheckpoint(L.Callback):
     def write(self, trainer: L.Trainer) -> Path:
         """Write the trainer's full state to ``last.ckpt`` now (every rank must call this)."""
         path = self.path(trainer)
-        tmp = path.with_name(f".{path.name}.handaug-part")
+        name = None
         if trainer.is_global_zero:
             path.parent.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(tmp, weights_only=False)
-        if trainer.is_global_zero:
-            _fsync(tmp)
-            os.replace(tmp, path)
-            _fsync(path.parent)
+            # A name of this writer's own (process id and 16 random hex digits): no other process
+            # writes or renames it. Rank 0 chooses it; every rank saves to the same name.
+            name = temporary_name(f"{path.name}.{os.getpid()}", TEMP_SUFFIX)
+        if trainer.world_size > 1:
+            name = trainer.strategy.broadcast(name, src=0)
+        tmp = path.with_name(str(name))
+        try:
+            trainer.save_checkpoint(tmp, weights_only=False)
+            if trainer.is_global_zero:
+                _fsync(tmp)
+                os.replace(tmp, path)
+                _fsync(path.parent)
+        except BaseException:
+            if trainer.is_global_zero:
+                _remove_quietly(tmp)
+            raise
         trainer.strategy.barrier("handaug-resume-checkpoint")
         self._last_write = time.monotonic()
         self.writes += 1
         return path
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        if stat.S_ISREG(os.lstat(path).st_mode):
+            os.unlink(path)
+    except OSError:
+        pass
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files (``.last.ckpt.*.handaug-part``, regular files only) that killed
+    writers left in ``folder``; call it only while holding the run folder's lock. Returns what was removed."""
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for candidate in folder.glob(f".{LAST_CHECKPOINT}.*{TEMP_SUFFIX.lstrip('.')}"):  # earlier versions' fixed name too
+        _remove_quietly(candidate)
+        removed.append(candidate)
+    return removed
 
 
 class ResumeError(ValueError):
