@@ -52,3 +52,59 @@ def test_names_that_are_not_utf8_are_translated_or_skipped_and_listed(tmp_path, 
     assert (dst / os.fsdecode(b"notes\xe9.txt")).read_bytes() == b"a Latin-1 name"
     manifest = json.loads((dst / MANIFEST_FILE).read_text())
     assert [(s["path"], "cannot be decoded" in s["reason"]) for s in manifest["skipped"]] == [(os.fsdecode(b"worse\xfe.png"), True)]
+
+
+# -- item 1: links inside handaug's own state in DST ------------------------------------------
+
+
+def test_a_lock_file_that_is_a_link_is_refused_and_its_target_never_written(tmp_path, ckpt, capsys):
+    """The lock was opened with O_CREAT and truncated: a link there truncated a file elsewhere."""
+    src = write_dataset(tmp_path / "src")
+    precious = tmp_path / "elsewhere" / "precious.txt"
+    precious.parent.mkdir()
+    precious.write_bytes(b"the user's file")
+    dst = tmp_path / "dst"
+    (dst / ".handaug-translate").mkdir(parents=True)
+    (dst / ".handaug-translate" / "lock").symlink_to(precious)
+    code, _, err = run(ckpt, src, dst, "--dataset-kwargs", MASKS_JSON, capsys=capsys)
+    assert_one_error_line(code, err, str(dst / ".handaug-translate" / "lock"), "symbolic link")
+    assert precious.read_bytes() == b"the user's file"
+    assert sorted(os.listdir(dst / ".handaug-translate")) == ["lock"] and sorted(os.listdir(dst)) == [".handaug-translate"]
+
+
+@pytest.mark.parametrize("dangling", [False, True], ids=["to a folder", "dangling"])
+def test_a_state_folder_that_is_a_link_is_refused_and_nothing_is_written_through_it(tmp_path, ckpt, capsys, dangling):
+    """A link DST/.handaug-translate put the lock, the journal and the run record outside DST."""
+    src = write_dataset(tmp_path / "src")
+    elsewhere = tmp_path / "elsewhere"
+    if not dangling:
+        elsewhere.mkdir()
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    (dst / ".handaug-translate").symlink_to(elsewhere, target_is_directory=True)
+    code, _, err = run(ckpt, src, dst, "--dataset-kwargs", MASKS_JSON, capsys=capsys)
+    assert_one_error_line(code, err, str(dst / ".handaug-translate"), "symbolic link")
+    assert (not elsewhere.exists()) if dangling else os.listdir(elsewhere) == []
+    assert os.listdir(dst) == [".handaug-translate"]
+
+
+def test_journal_paths_through_a_linked_folder_of_dst_delete_nothing_outside_dst(tmp_path, ckpt, capsys):
+    """A journal path through DST/images, now a link, made a rerun delete a temporary outside DST
+    and --overwrite delete the user's file of the same name there."""
+    src = write_dataset(tmp_path / "src")
+    dst = tmp_path / "dst"
+    translate_dataset(ckpt, src, dst, "folder", MASKS, num_workers=0, progress=False)
+    journal = dst / ".handaug-translate" / "journal" / "killed-rank0.jsonl"  # as a killed run left it
+    journal.write_text(json.dumps({"path": "images/0001.png", "temp": "images/.0001.png.feedfacefeedface.handaug-part"}) + "\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "0000.png").write_bytes(b"the user's picture")
+    (elsewhere / ".0001.png.feedfacefeedface.handaug-part").write_bytes(b"the user's download")
+    (dst / "images").rename(tmp_path / "images.old")
+    (dst / "images").symlink_to(elsewhere, target_is_directory=True)
+    before = snapshot(elsewhere)
+
+    for extra in ((), ("--overwrite",)):
+        code, _, err = run(ckpt, src, dst, "--dataset-kwargs", MASKS_JSON, *extra, capsys=capsys)
+        assert_one_error_line(code, err, "images is a symbolic link")
+        assert snapshot(elsewhere) == before, extra

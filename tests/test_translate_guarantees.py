@@ -394,22 +394,30 @@ def test_a_read_only_target_is_one_clear_line(tmp_path, ckpt, capsys, monkeypatc
     dst.mkdir()
     dst.chmod(0o555)
     if os.geteuid() == 0:  # root writes anyway: refuse as the kernel refuses everyone else
-        real_mkdir, real_open = Path.mkdir, os.open
+        real_mkdir, real_open, real_os_mkdir = Path.mkdir, os.open, os.mkdir
 
-        def refused(path):
-            return Path(os.path.abspath(path)).is_relative_to(dst) and Path(os.path.abspath(path)) != dst
+        def refused(path, dir_fd=None):  # handaug reaches DST's files relative to a folder descriptor
+            base = os.readlink(f"/proc/self/fd/{dir_fd}") if dir_fd is not None else os.getcwd()
+            absolute = Path(os.path.abspath(os.path.join(base, os.fsdecode(path))))
+            return absolute.is_relative_to(dst) and absolute != dst
 
         def mkdir(self, *args, **kwargs):
             if refused(self) and not self.is_dir():
                 raise PermissionError(errno.EACCES, "Permission denied", str(self))
             return real_mkdir(self, *args, **kwargs)
 
-        def open_(path, flags, *args, **kwargs):
-            if refused(path) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+        def os_mkdir(path, *args, dir_fd=None, **kwargs):
+            if refused(path, dir_fd):
                 raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(path))
-            return real_open(path, flags, *args, **kwargs)
+            return real_os_mkdir(path, *args, dir_fd=dir_fd, **kwargs)
+
+        def open_(path, flags, *args, dir_fd=None, **kwargs):
+            if refused(path, dir_fd) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+                raise PermissionError(errno.EACCES, "Permission denied", os.fsdecode(path))
+            return real_open(path, flags, *args, dir_fd=dir_fd, **kwargs)
 
         monkeypatch.setattr(Path, "mkdir", mkdir)
+        monkeypatch.setattr(os, "mkdir", os_mkdir)
         monkeypatch.setattr(os, "open", open_)
     try:
         code, _, err = run(ckpt, src, dst, "--dataset-kwargs", MASKS_JSON, capsys=capsys)

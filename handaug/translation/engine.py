@@ -40,6 +40,7 @@ from handaug.synth_to_real import SynthToReal
 from handaug.translation.plan import ImageJob, Skipped, TranslationPlan, build_plan, check_folders, foreign_files
 from handaug.translation.state import (
     MANIFEST_FILE,
+    MAX_RECORD_BYTES,
     STATE_DIR,
     Journal,
     JournalContents,
@@ -53,6 +54,7 @@ from handaug.translation.state import (
     write_json_journalled,
     write_run_record,
 )
+from handaug.translation.target import TargetFolder
 from handaug.translation.writer import BackgroundWriter, SourceUnreadable, copy_atomically, write_image_atomically
 
 #: Where the per-rank records and the run's state live, inside the target folder.
@@ -97,6 +99,7 @@ class _Work:
 
     run_id: str
     target_root: Path
+    target_identity: tuple[int, int]
     images: list[ImageJob]
     copies: list[tuple[Path, Path]]
 
@@ -172,7 +175,8 @@ class _TranslationData(L.LightningDataModule):
         self.jobs = self.work.images[rank::world]
         self.copies = self.work.copies[rank::world]
         if self.journal is None:
-            self.journal = Journal(self.work.target_root, f"{self.work.run_id}-rank{rank}")
+            # This process reaches DST from its own descriptor, checked to be the folder rank 0 prepared.
+            self.journal = Journal(TargetFolder(self.work.target_root, self.work.target_identity), f"{self.work.run_id}-rank{rank}")
 
     def predict_dataloader(self) -> DataLoader:
         return DataLoader(
@@ -272,7 +276,10 @@ def _finish_shards(trainer: L.Trainer, data: _TranslationData, writer: Backgroun
                       "the finished files are kept and running the same command again resumes")
     if not trainer.is_global_zero:
         return None
-    return [json.loads((state_dir(root) / f"rank-{r}.json").read_text()) for r in range(trainer.world_size)]
+    records = [data.journal.target.read_bytes(f"{STATE_DIR}/rank-{r}.json", MAX_RECORD_BYTES) for r in range(trainer.world_size)]
+    if any(record is None for record in records):
+        raise OSError(f"a per-process record in {str(state_dir(root))!r} is missing or was replaced during the run")
+    return [json.loads(record) for record in records]
 
 
 def _check_dataset_kwargs(dataset: str, dataset_kwargs: dict[str, Any]) -> None:
@@ -327,16 +334,21 @@ def _prepare_target(
     if target_root.is_dir() and not state_dir(target_root).exists() and not allow_nonempty_target:
         _refuse_if_not_empty(target_root)  # before writing anything there
     target_root.mkdir(parents=True, exist_ok=True)
-    lock = TargetLock(target_root).acquire()
+    target_folder = TargetFolder(target_root)
     try:
-        previous = read_run_record(target_root)
-        contents = read_journals(target_root)
+        lock = TargetLock(target_folder).acquire()
+    except BaseException:
+        target_folder.close()
+        raise
+    try:
+        previous = read_run_record(target_folder)
+        contents = read_journals(target_folder)
         outputs = {w for w in contents.written if not w.startswith(f"{STATE_DIR}/")}
         if previous is None and not outputs and not allow_nonempty_target:
             _refuse_if_not_empty(target_root)
-        remove_journalled_temps(target_root, contents)
+        remove_journalled_temps(target_folder, contents)
         if overwrite:
-            remove_written_files(target_root, contents)
+            remove_written_files(target_folder, contents)
             contents = JournalContents()
         elif previous is not None and outputs:
             differences = [f"{key} was {previous.get(key)!r}, now {record[key]!r}" for key in COMPARED_SETTINGS
@@ -355,13 +367,14 @@ def _prepare_target(
                 "Move them away or choose another target"
             )
         run_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(4)}"
-        journal = Journal(target_root, f"{run_id}-rank0")
-        write_run_record(target_root, record, journal)
+        journal = Journal(target_folder, f"{run_id}-rank0")
+        write_run_record(target_folder, record, journal)
         images, copies = plan.pending_images(contents.written), plan.pending_copies(contents.written)
         done = (len(plan.images) - len(images), len(plan.copies) - len(copies))
-        return lock, journal, plan, _Work(run_id, target_root, images, copies), done
+        return lock, journal, plan, _Work(run_id, target_root, target_folder.identity, images, copies), done
     except BaseException:
         lock.release()
+        target_folder.close()
         raise
 
 
@@ -471,6 +484,7 @@ def translate_dataset(
         shards = _finish_shards(trainer, data, writer, image_writer)
         if shards is None:
             data.journal.close()
+            data.journal.target.close()
             return None
         assert plan is not None and data.journal is not None
         skipped_images = [*plan.skipped_images, *(Skipped(**s) for shard in shards for s in shard["skipped_images"])]
@@ -508,3 +522,5 @@ def translate_dataset(
             journal.close()
         if lock is not None:
             lock.release()
+        if journal is not None:
+            journal.target.close()

@@ -11,7 +11,10 @@
   overwritten or removed, and only the temporary files it names are ever deleted.
 
 The state folder itself is handaug's; everything else in DST that the journal does not name
-belongs to the user and is never changed.
+belongs to the user and is never changed. The state folder, its files and every journal path are
+reached from DST without following symbolic links (:mod:`.target`): a state folder or lock that
+is a link is refused, a journal file that is a link is not read, and a journal path through a
+folder of DST that is a link is never deleted.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from handaug.atomic_files import json_bytes, with_filename, write_bytes_atomically
+from handaug.atomic_files import json_bytes, with_filename
+from handaug.translation.target import LinkInTarget, TargetFolder
 
 #: The manifest of a run, in the target folder: what was done, with which checkpoint and settings, what was skipped.
 MANIFEST_FILE = "handaug-translate.json"
@@ -45,33 +49,46 @@ def state_dir(target_root: Path) -> Path:
     return target_root / STATE_DIR
 
 
+#: Largest run record or shard record read back, in bytes.
+MAX_RECORD_BYTES = 1 << 28
+
+
 class TargetLock:
     """An exclusive, non-blocking ``flock`` on ``DST/.handaug-translate/lock``.
 
     Only one process of a run takes it (global rank 0, before any other rank is started). The
-    lock file keeps the holder's process id, for the message another run gets.
+    lock file keeps the holder's process id, for the message another run gets. The state folder
+    and the lock file are never followed when they are symbolic links: such a target is refused.
     """
 
-    def __init__(self, target_root: Path) -> None:
-        self.target_root = target_root
-        self.path = state_dir(target_root) / LOCK_FILE
+    def __init__(self, target: TargetFolder) -> None:
+        self.target = target
+        self.target_root = target.root
+        self.path = state_dir(target.root) / LOCK_FILE
         self._fd: int | None = None
 
     def acquire(self) -> TargetLock:
         """Take the lock.
 
         Raises:
-            TargetFolderError: another process holds it; the message names the target and that process.
+            TargetFolderError: another process holds it (the message names the target and that
+                process), or the state folder or the lock file is a symbolic link or not a regular
+                file (the message names it).
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:
+            fd = self.target.open_file(f"{STATE_DIR}/{LOCK_FILE}", os.O_RDWR | os.O_CREAT, create_folders=True)
+        except LinkInTarget as err:
+            raise TargetFolderError(
+                f"{err.filename!r} {err.strerror}; handaug keeps its state in {str(state_dir(self.target_root))!r} only as a "
+                "real folder of real files. Remove it, or choose another target"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
             os.close(fd)
             if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
+                raise with_filename(err, self.path) from None
             raise TargetFolderError(
                 f"another handaug-translate run{f' (process {holder})' if holder else ''} is writing to "
                 f"{str(self.target_root)!r}: it holds the lock {str(self.path)!r}. Wait for it to finish, or choose another target"
@@ -101,11 +118,14 @@ class Journal:
 
     Each line is written with a single ``write`` on an ``O_APPEND`` descriptor, so the writer
     threads of a process and the ranks of a run (each with its own file) never tear lines.
+    The journal file and its folders are opened without following links.
     """
 
-    def __init__(self, target_root: Path, name: str) -> None:
-        self.target_root = target_root
-        self.path = state_dir(target_root) / JOURNAL_DIR / f"{name}.jsonl"
+    def __init__(self, target: TargetFolder, name: str) -> None:
+        self.target = target
+        self.target_root = target.root
+        self.relative = f"{STATE_DIR}/{JOURNAL_DIR}/{name}.jsonl"
+        self.path = target.path(self.relative)
         self._fd: int | None = None
         self._lock = threading.Lock()
 
@@ -116,8 +136,7 @@ class Journal:
         with self._lock:
             try:
                 if self._fd is None:
-                    self.path.parent.mkdir(parents=True, exist_ok=True)
-                    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666)
+                    self._fd = self.target.open_file(self.relative, os.O_WRONLY | os.O_APPEND | os.O_CREAT, create_folders=True)
                 written = 0
                 while written < len(data):
                     written += os.write(self._fd, data[written:])
@@ -125,7 +144,7 @@ class Journal:
                 raise with_filename(err, self.path) from err
 
     def before_create(self, target: Path):  # noqa: ANN201 - the callback type of replaced_atomically
-        """The ``before_create`` callback of :func:`~handaug.atomic_files.replaced_atomically` for ``target``."""
+        """The ``before_create`` callback of :meth:`TargetFolder.write_atomically` for ``target``."""
         return lambda temp: self.record(target, temp)
 
     def _relative(self, path: Path) -> str:
@@ -138,21 +157,27 @@ class Journal:
                 self._fd = None
 
 
-def read_journals(target_root: Path) -> JournalContents:
-    """Everything every journal under ``target_root`` recorded (a torn last line of a killed process is ignored)."""
+def read_journals(target: TargetFolder) -> JournalContents:
+    """Everything every journal under DST recorded (a torn last line of a killed process is ignored).
+
+    Journal files that are symbolic links or not regular files are not read.
+    """
     contents = JournalContents()
-    folder = state_dir(target_root) / JOURNAL_DIR
-    if not folder.is_dir():
-        return contents
-    for path in sorted(folder.glob("*.jsonl")):
-        for line in path.read_text(errors="surrogateescape").splitlines():
+    folder = f"{STATE_DIR}/{JOURNAL_DIR}"
+    for name in sorted(target.listdir(folder)):
+        if not name.endswith(".jsonl"):
+            continue
+        data = target.read_bytes(f"{folder}/{name}", MAX_RECORD_BYTES)
+        if data is None:
+            continue
+        for line in data.decode(errors="surrogateescape").splitlines():
             try:
                 entry = json.loads(line)
-                target, temp = entry["path"], entry["temp"]
+                written, temp = entry["path"], entry["temp"]
             except (ValueError, KeyError, TypeError):
                 continue
-            if isinstance(target, str) and isinstance(temp, str) and _inside(target) and _inside(temp):
-                contents.written.add(target)
+            if isinstance(written, str) and isinstance(temp, str) and _inside(written) and _inside(temp):
+                contents.written.add(written)
                 contents.temps.add(temp)
     return contents
 
@@ -163,45 +188,50 @@ def _inside(relative: str) -> bool:
     return bool(parts) and not Path(relative).is_absolute() and ".." not in parts
 
 
-def remove_journalled_temps(target_root: Path, contents: JournalContents) -> int:
-    """Delete the temporary files a killed run left: only names the journal lists. Returns how many."""
+def remove_journalled_temps(target: TargetFolder, contents: JournalContents) -> int:
+    """Delete the temporary files a killed run left: only names the journal lists. Returns how many.
+
+    A temporary is reached from DST without following links: one named through a folder of DST
+    that is a symbolic link is left alone (it is not inside DST).
+    """
     removed = 0
     for temp in sorted(contents.temps):
-        path = target_root / temp
-        if path.name.startswith(".") and path.name.endswith(TEMP_SUFFIX) and os.path.lexists(path) and not path.is_dir():
-            path.unlink()
+        name = Path(temp).name
+        if name.startswith(".") and name.endswith(TEMP_SUFFIX) and target.unlink(temp):
             removed += 1
     return removed
 
 
-def remove_written_files(target_root: Path, contents: JournalContents) -> int:
-    """Delete every file the journals say handaug wrote (for ``--overwrite``), then the journals. Returns how many files."""
-    remove_journalled_temps(target_root, contents)
-    removed = 0
-    for written in sorted(contents.written):
-        path = target_root / written
-        if os.path.lexists(path) and not path.is_dir():
-            path.unlink()
-            removed += 1
-    folder = state_dir(target_root)
-    for stale in [*(folder / JOURNAL_DIR).glob("*.jsonl"), folder / RUN_RECORD]:
-        stale.unlink(missing_ok=True)
+def remove_written_files(target: TargetFolder, contents: JournalContents) -> int:
+    """Delete every file the journals say handaug wrote (for ``--overwrite``), then the journals. Returns how many files.
+
+    As :func:`remove_journalled_temps`, nothing is deleted through a symbolic link.
+    """
+    remove_journalled_temps(target, contents)
+    removed = sum(1 for written in sorted(contents.written) if target.unlink(written))
+    for name in target.listdir(f"{STATE_DIR}/{JOURNAL_DIR}"):
+        if name.endswith(".jsonl"):
+            target.unlink(f"{STATE_DIR}/{JOURNAL_DIR}/{name}")
+    target.unlink(f"{STATE_DIR}/{RUN_RECORD}")
     return removed
 
 
-def read_run_record(target_root: Path) -> dict[str, Any] | None:
-    """The run record of the outputs in ``target_root``, or ``None`` if there is none (or it is unreadable)."""
+def read_run_record(target: TargetFolder) -> dict[str, Any] | None:
+    """The run record of the outputs in DST, or ``None`` if there is none (or it is unreadable, or a link)."""
+    data = target.read_bytes(f"{STATE_DIR}/{RUN_RECORD}", MAX_RECORD_BYTES)
     try:
-        record = json.loads((state_dir(target_root) / RUN_RECORD).read_text())
-    except (OSError, ValueError):
+        record = json.loads(data) if data is not None else None
+    except ValueError:
         return None
     return record if isinstance(record, dict) else None
 
 
-def write_run_record(target_root: Path, record: dict[str, Any], journal: Journal) -> None:
-    write_json_journalled(state_dir(target_root) / RUN_RECORD, record, journal)
+def write_run_record(target: TargetFolder, record: dict[str, Any], journal: Journal) -> None:
+    write_json_journalled(state_dir(target.root) / RUN_RECORD, record, journal)
 
 
 def write_json_journalled(path: Path, data: Any, journal: Journal) -> None:
     """Write ``data`` as JSON to ``path`` (inside DST) atomically, its temporary name journalled first."""
-    write_bytes_atomically(path, json_bytes(data), suffix=TEMP_SUFFIX, before_create=journal.before_create(path))
+    relative = Path(path).relative_to(journal.target_root).as_posix()
+    encoded = json_bytes(data)
+    journal.target.write_atomically(relative, lambda file: file.write(encoded), TEMP_SUFFIX, journal.before_create(path))
