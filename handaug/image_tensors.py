@@ -15,8 +15,11 @@ import torch
 FLOAT_TOLERANCE = 0.5 / 255
 
 
-def check_images(images: object, argument: str = "images") -> torch.Tensor:
+def check_images(images: object, argument: str = "images", *, check_values: bool = True) -> torch.Tensor:
     """Validate ``images`` and return it as a 4-D ``(B, 3, H, W)`` view (unbatched input gains B = 1).
+
+    ``check_values=False`` skips the one check that reads the values (NaN and the range of float
+    images), which on a GPU is a host synchronisation; shape and dtype are always checked.
 
     Raises:
         ValueError: not a tensor, wrong number of dimensions or channels, an unsupported dtype,
@@ -35,7 +38,7 @@ def check_images(images: object, argument: str = "images") -> torch.Tensor:
         return batch
     if not images.dtype.is_floating_point:
         raise ValueError(f"{argument} must be uint8 in [0, 255] or floating point in [0, 1], got dtype {images.dtype}")
-    if batch.numel():
+    if check_values and batch.numel():
         lo, hi = torch.aminmax(batch)
         lo, hi = float(lo), float(hi)
         if not (lo >= -FLOAT_TOLERANCE and hi <= 1 + FLOAT_TOLERANCE):  # also catches NaN
@@ -48,8 +51,12 @@ def check_images(images: object, argument: str = "images") -> torch.Tensor:
     return batch
 
 
-def check_mask(mask: object, images: torch.Tensor, unbatched: bool, argument: str = "mask") -> torch.Tensor:
+def check_mask(
+    mask: object, images: torch.Tensor, unbatched: bool, argument: str = "mask", *, check_values: bool = True
+) -> torch.Tensor:
     """Validate ``mask`` against the 4-D ``images`` and return it as ``(B, 1, H, W)`` float in ``[0, 1]``.
+
+    ``check_values=False`` skips the NaN and range check of float masks (a host synchronisation on a GPU).
 
     Raises:
         ValueError: wrong type, shape or size, an unsupported dtype, NaN, or float values outside ``[0, 1]``.
@@ -73,7 +80,7 @@ def check_mask(mask: object, images: torch.Tensor, unbatched: bool, argument: st
         return (m != 0).to(torch.float32)
     if not m.dtype.is_floating_point:
         raise ValueError(f"{argument} must be bool, uint8 or floating point in [0, 1], got dtype {mask.dtype}")
-    if m.numel():
+    if check_values and m.numel():
         lo, hi = torch.aminmax(m)
         if not (float(lo) >= 0.0 and float(hi) <= 1.0):
             if not torch.isfinite(m).all():

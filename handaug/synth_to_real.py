@@ -26,9 +26,11 @@ import torch.nn.functional as F
 
 from handaug.checkpoint import GeneratorCheckpoint, read_checkpoint
 from handaug.fork_safety import register_fork_handler
-from handaug.hand_crop import gather_windows, hand_window_groups, paste_windows
+from handaug import device_sync
+from handaug.hand_crop import gather_windows, hand_window_groups, paste_windows_
 from handaug.image_tensors import check_images, check_mask, from_model_range, to_model_range
 from handaug.precision import PRECISIONS, Precision, resolve_precision
+from handaug.space_to_depth import SpaceToDepthConv2d, fold_thin_convolutions
 
 MaskMode = Literal["composite", "none"]
 MASK_MODES: tuple[str, ...] = ("composite", "none")
@@ -173,7 +175,17 @@ class SynthToReal(nn.Module):
             pushed almost out of frame is translated in a window of that size, never an error.
         crop_margin: box padding on each side, as a fraction of the hand box's larger side, a
             number in ``[0, 4]``; larger is closer to full-frame translation and slower.
-        compile: ``torch.compile`` the generators (slow first call, faster afterwards).
+        compile: ``torch.compile`` the translation (normalisation, padding, generator, output
+            conversion and compositing as one graph). ``None`` (the default) compiles on CUDA
+            devices and not elsewhere; ``False`` opts out. The first call on a new device costs
+            the compilation (tens of seconds); a second batch size or image size adds one more
+            compilation with dynamic shapes, after which sizes do not recompile. Compiled and eager
+            calls agree within :data:`handaug.precision.BF16_TOLERANCE`.
+        check_values: check float images (and float masks) for NaN and values outside ``[0, 1]``
+            at every call. On a GPU that check reads the device, which makes the CPU wait for
+            all queued GPU work (a host synchronisation); uint8 images and bool/uint8 masks need
+            no value check, and ``check_values=False`` skips it for float ones (out-of-range
+            values are then clamped, NaN propagates).
 
     Shapes and types:
         ``images``: ``(B, 3, H, W)`` or ``(3, H, W)``, uint8 in ``[0, 255]`` or float in ``[0, 1]``,
@@ -212,7 +224,8 @@ class SynthToReal(nn.Module):
         precision: Precision = "auto",
         hand_crop: bool = False,
         crop_margin: float = 0.15,
-        compile: bool = False,
+        compile: bool | None = None,
+        check_values: bool = True,
     ) -> None:
         super().__init__()
         p = check_probability(p, "p")
@@ -221,7 +234,10 @@ class SynthToReal(nn.Module):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         crop_margin = check_real(crop_margin, "crop_margin", 0.0, 4.0)
-        hand_crop, compile = check_flag(hand_crop, "hand_crop"), check_flag(compile, "compile")
+        hand_crop, check_values = check_flag(hand_crop, "hand_crop"), check_flag(check_values, "check_values")
+        if compile is not None and not isinstance(compile, (bool, np.bool_)):
+            raise ValueError(f"compile must be True, False or None (compile on CUDA), got {compile!r}")
+        compile = None if compile is None else bool(compile)
         seed = _check_seed(seed)
         device = check_device(device)
         if seed is not None and generator is not None:
@@ -241,23 +257,22 @@ class SynthToReal(nn.Module):
         self.hand_crop = hand_crop
         self.crop_margin = crop_margin
         self.compile = compile
+        self.check_values = check_values
         self._user_generator = generator
         self._init_process_state()
 
     # ------------------------------------------------------------------ per-process state
     def _init_process_state(self) -> None:
         self._lock = threading.Lock()
-        self._replicas: dict[str, list[nn.Module]] = {}
-        # The autocast dtype of each device, resolved when its generators load (torch.compile cannot
-        # trace the CPU feature query behind precision="auto").
-        self._autocast: dict[str, torch.dtype | None] = {}
+        # Per device (its str): the pool's members, loaded on first use in each process.
+        self._members: dict[str, list[_Member]] = {}
         self._rng: torch.Generator | None = self._user_generator
         self._rng_pid: int | None = os.getpid() if self._user_generator is not None else None
 
     def __getstate__(self) -> dict[str, Any]:
         # Pickled for DataLoader workers (spawn) or multiprocessing: never the weights, locks or RNG.
         state = self.__dict__.copy()
-        for key in ("_lock", "_replicas", "_autocast", "_rng", "_rng_pid"):
+        for key in ("_lock", "_members", "_rng", "_rng_pid"):
             state.pop(key, None)
         return state
 
@@ -278,29 +293,51 @@ class SynthToReal(nn.Module):
             self._rng, self._rng_pid = rng, os.getpid()
         return self._rng
 
-    def generators(self, device: torch.device | str = "cpu") -> list[nn.Module]:
-        """The generators of the pool on ``device``, loaded (once per process and device) if needed."""
-        device = torch.device(device)
+    #: Device types on which thin wide-kernel convolutions (a ResNet generator's first and last
+    #: 7×7 layers) run as equivalent space-to-depth convolutions (see :mod:`handaug.space_to_depth`):
+    #: 4× the channels for the GPU's matrix units, about 1.3× the arithmetic, so not on the CPU.
+    FOLD_THIN_CONVS_ON: tuple[str, ...] = ("cuda",)
+
+    def compiles_on(self, device: torch.device | str) -> bool:
+        """Whether calls on ``device`` run compiled: ``compile`` if given, else on CUDA devices only."""
+        return self.compile if self.compile is not None else torch.device(device).type == "cuda"
+
+    def _members_on(self, device: torch.device) -> list[_Member]:
         key = str(device)
-        replicas = self._replicas.get(key)
-        if replicas is None:
-            if torch.compiler.is_compiling():
-                raise RuntimeError(
-                    f"the generators are not loaded on {key} yet and torch.compile cannot load them: call "
-                    f"the transform once without compiling on a batch on {key}, or call .generators({key!r}), first"
-                )
-            with self._lock:
-                replicas = self._replicas.get(key)
-                if replicas is None:
-                    replicas = []
-                    for ckpt in self.checkpoints:
-                        g = ckpt.build(device)
-                        if device.type == "cuda":
-                            g = g.to(memory_format=torch.channels_last)
-                        replicas.append(torch.compile(g) if self.compile else g)
-                    self._autocast[key] = resolve_precision(self.precision, device)
-                    self._replicas[key] = replicas
-        return replicas
+        members = self._members.get(key)
+        if members is not None:
+            return members
+        if torch.compiler.is_compiling():
+            raise RuntimeError(
+                f"the generators are not loaded on {key} yet and torch.compile cannot load them: call "
+                f"the transform once without compiling on a batch on {key}, or call .generators({key!r}), first"
+            )
+        with self._lock:
+            members = self._members.get(key)
+            if members is None:
+                autocast = resolve_precision(self.precision, device)
+                compiled = self.compiles_on(device)
+                members = []
+                for ckpt in self.checkpoints:
+                    g = ckpt.build(device)
+                    if device.type in self.FOLD_THIN_CONVS_ON:
+                        fold_thin_convolutions(g)
+                    if autocast is not None:
+                        cast_autocast_weights(g, autocast)
+                    channels_last = compiled and device.type == "cuda"
+                    if channels_last:
+                        g = g.to(memory_format=torch.channels_last)
+                    members.append(_Member(self, g, ckpt, autocast, compiled, channels_last))
+                self._members[key] = members
+        return members
+
+    def generators(self, device: torch.device | str = "cpu") -> list[nn.Module]:
+        """The generators of the pool on ``device`` (eager modules), loaded (once per process and device) if needed.
+
+        On CUDA their thin 7×7 convolutions are already folded for the GPU's matrix units
+        (:mod:`handaug.space_to_depth`): the same function, other weights' layout.
+        """
+        return [member.generator for member in self._members_on(torch.device(device))]
 
     @property
     def stride(self) -> int:
@@ -318,16 +355,20 @@ class SynthToReal(nn.Module):
     def forward(self, images: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """Translate each image with probability ``p``; see the class docstring for shapes."""
         unbatched = isinstance(images, torch.Tensor) and images.ndim == 3
-        batch = check_images(images)
-        masks = check_mask(mask, batch, unbatched) if mask is not None and self.mask_mode == "composite" else None
+        check = self.check_values and not torch.compiler.is_compiling()
+        batch = check_images(images, check_values=check)
+        masks = None
+        if mask is not None and self.mask_mode == "composite":
+            masks = check_mask(mask, batch, unbatched, check_values=check)
         n = batch.shape[0]
         rng = self._random_generator()
+        # Decisions are drawn on the CPU (never a read of the GPU), in the order they always were.
         chosen = None
         if self.p < 1.0:
             chosen = torch.rand(n, generator=rng) < self.p
-            if not bool(chosen.any()):
+            if not chosen.numpy().any():
                 return images
-            if bool(chosen.all()):
+            if chosen.numpy().all():
                 chosen = None
         assignment = torch.randint(len(self.checkpoints), (n,), generator=rng) if len(self.checkpoints) > 1 else None
         out = self.translate(batch, masks, chosen=chosen, assignment=assignment)
@@ -349,6 +390,9 @@ class SynthToReal(nn.Module):
             chosen: ``(B,)`` bool, which images to translate (the others are copied unchanged).
             assignment: ``(B,)`` int64, index of the pool generator for each image (default 0).
 
+        ``chosen`` and ``assignment`` are read on the host: keep them on the CPU (as
+        :meth:`forward` draws them), or each costs one read of the device.
+
         While ``torch.compile`` traces this method, every image is translated and the ``chosen``
         ones are picked with ``torch.where`` (so are the pool members' outputs): nothing has a
         data-dependent shape, and the graph has no break (``fullgraph=True`` works). Eager calls
@@ -356,95 +400,56 @@ class SynthToReal(nn.Module):
         the masks' values): it raises then.
         """
         if torch.compiler.is_compiling():
-            translated = self._translate_all(images, masks, assignment)
-            if chosen is None:
-                return translated
-            return torch.where(chosen.to(images.device).reshape(-1, 1, 1, 1), translated, images)
-        select = None if chosen is None else chosen.nonzero().squeeze(1)
-        sub = images if select is None else images[select.to(images.device)]
-        sub_masks = None if masks is None else (masks if select is None else masks[select.to(masks.device)])
-        sub_assignment = None if assignment is None else (assignment if select is None else assignment[select])
-        translated = self._translate_all(sub, sub_masks, sub_assignment)
-        if select is None:
-            return translated
+            return self._translate_traced(images, masks, chosen, assignment)
+        n = images.shape[0]
+        rows = np.arange(n) if chosen is None else np.flatnonzero(_host_array(chosen))
+        member_of = np.zeros(n, dtype=np.int64) if assignment is None else _host_array(assignment).astype(np.int64)
+        parts = [(k, rows[member_of[rows] == k]) for k in range(len(self.checkpoints))]
+        parts = [(k, r) for k, r in parts if len(r)]
+        if len(parts) == 1 and len(parts[0][1]) == n:  # the usual case: the whole batch, one generator
+            return self._translate_member(parts[0][0], images, masks)
         out = images.clone()
-        out[select.to(images.device)] = translated
+        for k, r in parts:
+            idx = device_sync.to_device(r, images.device)
+            sub_masks = None if masks is None else masks.index_select(0, idx.to(masks.device, non_blocking=True))
+            out.index_copy_(0, idx, self._translate_member(k, images.index_select(0, idx), sub_masks))
         return out
 
-    def _translate_all(self, images: torch.Tensor, masks: torch.Tensor | None, assignment: torch.Tensor | None) -> torch.Tensor:
+    def _translate_member(self, k: int, images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+        """All of ``images`` (and their ``masks``) through pool member ``k``; the result on the input's device."""
         device = self.device or images.device
+        member = self._members_on(torch.device(device))[k]
         x = images.to(device, non_blocking=True)
         m = None if masks is None else masks.to(device, non_blocking=True)
-        generators = self.generators(device)
-        autocast_dtype = self._autocast[str(torch.device(device))]
-        with torch.inference_mode():
-            model_in = to_model_range(x)
-            if assignment is None:
-                model_out = self._generate(generators[0], self.checkpoints[0], model_in, m, autocast_dtype)
-            elif torch.compiler.is_compiling():  # no data-dependent row selection: each member translates all
-                member = assignment.to(device).reshape(-1, 1, 1, 1)
-                model_out = self._generate(generators[0], self.checkpoints[0], model_in, m, autocast_dtype)
-                for k, (g, ckpt) in enumerate(zip(generators[1:], self.checkpoints[1:]), start=1):
-                    model_out = torch.where(member == k, self._generate(g, ckpt, model_in, m, autocast_dtype), model_out)
-            else:
-                model_out = torch.empty_like(model_in)
-                for k, (g, ckpt) in enumerate(zip(generators, self.checkpoints)):
-                    rows = (assignment == k).nonzero().squeeze(1).to(device)
-                    if rows.numel():
-                        part = None if m is None else m[rows]
-                        model_out[rows] = self._generate(g, ckpt, model_in[rows], part, autocast_dtype)
-        # Outside inference mode: the result is an ordinary tensor users may modify in place.
-        with torch.no_grad():
-            out = from_model_range(model_out, like=x)
-            if m is not None:
-                out = _composite(out, x, m)
-        return out.to(images.device, non_blocking=True)
+        if m is not None and self.hand_crop:
+            out = member.translate_hand_crops(x, m, self.crop_margin)
+        else:
+            out = member.translate_frames(x, m)
+        # Back to the caller's device; to the CPU without non_blocking, so the values are there on return.
+        return out.to(images.device, non_blocking=images.device.type != "cpu")
 
-    def _generate(
-        self,
-        generator: nn.Module,
-        ckpt: GeneratorCheckpoint,
-        x: torch.Tensor,
-        mask: torch.Tensor | None,
-        autocast_dtype: torch.dtype | None,
+    def _translate_traced(
+        self, images: torch.Tensor, masks: torch.Tensor | None, chosen: torch.Tensor | None, assignment: torch.Tensor | None
     ) -> torch.Tensor:
-        """``x`` ``(n, 3, H, W)`` in ``[-1, 1]`` → translation in ``[-1, 1]`` (fp32), same size."""
-        if mask is not None and ckpt.background is not None:
-            # The generator learnt hands on this background: give it the same.
-            x = torch.where(mask > 0, x, torch.as_tensor(ckpt.background, dtype=x.dtype, device=x.device))
-        if mask is not None and self.hand_crop:
-            if torch.compiler.is_compiling():
-                raise ValueError(
-                    "hand_crop=True cannot be compiled (its windows depend on the masks' values); "
-                    "use hand_crop=False under torch.compile"
-                )
-            out = x.clone()  # images without a hand keep their input: compositing discards it anyway
-            for group in hand_window_groups(mask, self.crop_margin, self.stride, self.min_side):
-                part = x[group.indices]
-                crops = self._run(generator, gather_windows(part, group.windows), autocast_dtype)
-                out[group.indices] = paste_windows(part, crops, group.windows)
-            return out
-        return self._run(generator, x, autocast_dtype)
-
-    def _run(self, generator: nn.Module, x: torch.Tensor, autocast_dtype: torch.dtype | None) -> torch.Tensor:
-        padded, h, w = _pad_for_generator(x, self.stride, self.min_side)
-        if padded.device.type == "cuda":
-            padded = padded.contiguous(memory_format=torch.channels_last)
-            return self._call(generator, padded, autocast_dtype)[..., :h, :w].float()
-        # On the CPU a convolution's activations must stay in cache: large batches run slower per
-        # image (msH-GAN4 at 256 px: 5.6 images/s at batch 2, 4.1 at batch 16), so the batch goes
-        # through in chunks of about CPU_CHUNK_PIXELS pixels (a loop over chunks, not images).
-        per_chunk = max(1, self.CPU_CHUNK_PIXELS // (padded.shape[-2] * padded.shape[-1]))
-        outputs = [self._call(generator, chunk, autocast_dtype) for chunk in padded.split(per_chunk)]
-        y = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
-        return y[..., :h, :w].float()
-
-    @staticmethod
-    def _call(generator: nn.Module, x: torch.Tensor, autocast_dtype: torch.dtype | None) -> torch.Tensor:
-        if autocast_dtype is None:
-            return generator(x)
-        with torch.autocast(x.device.type, dtype=autocast_dtype):
-            return generator(x)
+        """:meth:`translate` while ``torch.compile`` traces it: no data-dependent shapes, no host reads."""
+        if masks is not None and self.hand_crop:
+            raise ValueError(
+                "hand_crop=True cannot be compiled (its windows depend on the masks' values); "
+                "use hand_crop=False under torch.compile"
+            )
+        device = self.device or images.device
+        members = self._members_on(torch.device(device))
+        x = images.to(device, non_blocking=True)
+        m = None if masks is None else masks.to(device, non_blocking=True)
+        translated = members[0].frames(x, m)
+        if assignment is not None:
+            member = assignment.to(device).reshape(-1, 1, 1, 1)
+            for k, other in enumerate(members[1:], start=1):
+                translated = torch.where(member == k, other.frames(x, m), translated)
+        translated = translated.to(images.device)
+        if chosen is None:
+            return translated
+        return torch.where(chosen.to(images.device).reshape(-1, 1, 1, 1), translated, images)
 
     def extra_repr(self) -> str:
         ckpts = self.ckpt_paths[0] if len(self.ckpt_paths) == 1 else f"{len(self.ckpt_paths)} checkpoints"
@@ -452,6 +457,13 @@ class SynthToReal(nn.Module):
             f"ckpt={ckpts!r}, p={self.p}, device={self.device}, mask_mode={self.mask_mode!r}, "
             f"precision={self.precision!r}, hand_crop={self.hand_crop}"
         )
+
+
+def _host_array(values: torch.Tensor) -> np.ndarray:
+    """A decision tensor (``chosen``, ``assignment``) on the host; one read of the device if it is elsewhere."""
+    if values.device.type == "cpu":
+        return values.detach().numpy()
+    return device_sync.to_host(values)
 
 
 def _composite(translated: torch.Tensor, original: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -462,3 +474,116 @@ def _composite(translated: torch.Tensor, original: torch.Tensor, mask: torch.Ten
     else:
         blended = torch.lerp(original, translated.to(original.dtype), mask.to(original.dtype))
     return torch.where(mask > 0, blended, original)
+
+
+#: Module types whose weights autocast casts to the lower precision at every call (the ops it runs
+#: in bf16/fp16): holding them in that precision gives the same result without the per-call casts.
+AUTOCAST_WEIGHT_MODULES: tuple[type[nn.Module], ...] = (
+    nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d, nn.Linear, SpaceToDepthConv2d,
+)
+
+
+def cast_autocast_weights(module: nn.Module, dtype: torch.dtype) -> None:
+    """Cast, in place, the weights that autocast would cast to ``dtype`` at every call (see
+    :data:`AUTOCAST_WEIGHT_MODULES`); every other parameter and buffer keeps its precision.
+
+    Under ``torch.autocast(dtype=dtype)`` the module then computes bit for bit what it computed
+    before, without a weight cast per layer and call (on a GPU, one kernel each).
+    """
+    for child in module.modules():
+        if isinstance(child, AUTOCAST_WEIGHT_MODULES):
+            for name, param in child.named_parameters(recurse=False):
+                if param.is_floating_point():
+                    setattr(child, name, nn.Parameter(param.detach().to(dtype), requires_grad=False))
+
+
+def _run_generator(
+    generator: nn.Module,
+    x: torch.Tensor,
+    stride: int,
+    min_side: int,
+    autocast_dtype: torch.dtype | None,
+    chunk_pixels: int,
+    channels_last: bool = False,
+) -> torch.Tensor:
+    """``x`` ``(n, 3, H, W)`` in ``[-1, 1]`` → the generator's output in ``[-1, 1]``, fp32, same size.
+
+    Padded at the bottom and right for the generator's stride, cropped back. Off the CPU the batch
+    runs in one call, channels-last when ``channels_last`` (the layout cuDNN's tensor-core
+    convolutions read; worth it compiled only: eager instance normalisation copies a
+    channels-last tensor to NCHW and back at every layer). On the CPU a batch runs in chunks of
+    about ``chunk_pixels`` pixels, so a convolution's activations stay in cache (msH-GAN4 at
+    256 px: 5.6 images/s at batch 2, 4.1 at batch 16).
+    """
+    padded, h, w = _pad_for_generator(x, stride, min_side)
+    if padded.device.type != "cpu":
+        if channels_last:
+            padded = padded.contiguous(memory_format=torch.channels_last)
+        return _call(generator, padded, autocast_dtype)[..., :h, :w].float()
+    per_chunk = max(1, chunk_pixels // (padded.shape[-2] * padded.shape[-1]))
+    outputs = [_call(generator, chunk, autocast_dtype) for chunk in padded.split(per_chunk)]
+    y = outputs[0] if len(outputs) == 1 else torch.cat(outputs)
+    return y[..., :h, :w].float()
+
+
+def _call(generator: nn.Module, x: torch.Tensor, autocast_dtype: torch.dtype | None) -> torch.Tensor:
+    if autocast_dtype is None:
+        return generator(x)
+    with torch.autocast(x.device.type, dtype=autocast_dtype):
+        return generator(x)
+
+
+class _Member:
+    """One generator of the pool on one device, with the functions that run it (compiled or not).
+
+    :meth:`frames` is the whole translation of full frames (uint8 or float in, same out: range
+    conversion, the trained background under the mask, padding, the generator, the output
+    conversion and the composite) as one function, which ``torch.compile`` fuses into a few
+    kernels around the convolutions. :meth:`run` is the generator alone on model-range crops (the
+    hand-crop path, whose window sizes are read on the host between the two).
+    """
+
+    def __init__(self, owner: SynthToReal, generator: nn.Module, ckpt: GeneratorCheckpoint,
+                 autocast: torch.dtype | None, compiled: bool, channels_last: bool) -> None:
+        self.generator = generator
+        self.channels_last = channels_last
+        self.background = ckpt.background
+        self.stride, self.min_side = owner.stride, owner.min_side
+        self.chunk_pixels = owner.CPU_CHUNK_PIXELS
+        self.autocast = autocast
+        self.frames = torch.compile(self._frames) if compiled else self._frames
+        self.run = torch.compile(self._run) if compiled else self._run
+
+    def _model_input(self, x: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
+        model_in = to_model_range(x)
+        if m is not None and self.background is not None:
+            # The generator learnt hands on this background: give it the same.
+            model_in = torch.where(m > 0, model_in, torch.as_tensor(self.background, dtype=model_in.dtype, device=model_in.device))
+        return model_in
+
+    def _run(self, model_in: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return _run_generator(
+                self.generator, model_in, self.stride, self.min_side, self.autocast, self.chunk_pixels, self.channels_last
+            )
+
+    def _frames(self, x: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
+        with torch.no_grad():
+            y = self._run(self._model_input(x, m))
+            out = from_model_range(y, like=x)
+            return out if m is None else _composite(out, x, m)
+
+    def translate_frames(self, x: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
+        """Whole frames ``x`` ``(n, 3, H, W)`` (with masks ``m`` ``(n, 1, H, W)`` float, or ``None``) → same dtype."""
+        return self.frames(x, m)
+
+    def translate_hand_crops(self, x: torch.Tensor, m: torch.Tensor, margin: float) -> torch.Tensor:
+        """Only windows around the hands of ``m`` go through the generator (see :mod:`handaug.hand_crop`)."""
+        with torch.no_grad():
+            model_in = self._model_input(x, m)
+            model_out = model_in.clone()  # images without a hand keep their input: compositing discards it anyway
+            for group in hand_window_groups(m, margin, self.stride, self.min_side):
+                crops = self.run(gather_windows(model_in, group.windows, group.indices))
+                paste_windows_(model_out, crops, group.windows, group.indices)
+            out = from_model_range(model_out, like=x)
+            return _composite(out, x, m)
