@@ -129,3 +129,90 @@ def test_taking_a_held_lock_again_in_the_same_process_is_counted(tmp_path):
     assert first.held
     first.release()
     assert not first.held
+
+
+# ----------------------------------------------------------------------------- 13. a damaged or foreign last.ckpt
+@pytest.fixture(scope="module")
+def written_last(tmp_path_factory):
+    """A real last.ckpt of a one-batch run of the tiny model."""
+    root = tmp_path_factory.mktemp("run")
+    L.seed_everything(0)
+    trainer = tiny_trainer(root, max_epochs=1, limit_train_batches=1, limit_val_batches=0,
+                           callbacks=[ResumeCheckpoint(every_minutes=None)])  # fmt: skip
+    trainer.fit(tiny_hgan(), datamodule=tiny_datamodule())
+    return last_checkpoint_path(root)
+
+
+def test_the_runs_own_last_ckpt_passes(written_last):
+    from handaug.training.resume import check_resume_checkpoint
+
+    check_resume_checkpoint(written_last, tiny_hgan())
+
+
+def _refused(path, model):
+    from handaug.training.resume import ResumeError, check_resume_checkpoint
+
+    with pytest.raises(ResumeError) as err:
+        check_resume_checkpoint(path, model)
+    message = str(err.value)
+    assert message.startswith(f"checkpoint {str(path)!r}") and "\n" not in message, message
+    return message
+
+
+def test_a_truncated_last_ckpt_is_one_line(written_last, tmp_path):
+    data = written_last.read_bytes()
+    for cut in (len(data) // 2, len(data) - 10, 64):
+        path = tmp_path / f"cut{cut}.ckpt"
+        path.write_bytes(data[:cut])
+        assert "cannot be read (truncated or corrupt?" in _refused(path, tiny_hgan())
+
+
+def test_another_models_last_ckpt_is_one_line_naming_a_tensor(written_last):
+    wider = _refused(written_last, tiny_hgan(generator_kwargs={"n_blocks": 2, "ngf": 4}))
+    assert "does not fit this model: tensor 'generator_s2r." in wider and "other --model.* options" in wider
+    shallower = _refused(written_last, tiny_hgan(generator_kwargs={"n_blocks": 1, "ngf": 8}))
+    assert "that the model does not have" in shallower
+
+
+def test_a_pickle_in_last_ckpt_is_never_unpickled(tmp_path):
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    plain = tmp_path / "plain.ckpt"
+    plain.write_bytes(pickle.dumps({"state_dict": Payload()}))
+    assert "is a plain Python pickle" in _refused(plain, tiny_hgan())
+    zipped = tmp_path / "zipped.ckpt"
+    torch.save({"state_dict": {}, "hook": Payload()}, zipped)  # a torch zip whose pickle calls os.system
+    assert "holds objects other than tensors and plain containers" in _refused(zipped, tiny_hgan())
+    assert not marker.exists()
+    other = tmp_path / "other.ckpt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    assert "not a Lightning checkpoint of handaug-train: it has no 'state_dict'" in _refused(other, tiny_hgan())
+
+
+@pytest.mark.parametrize("ckpt_path", ["auto", "last", None])
+def test_a_last_ckpt_that_is_a_folder_is_refused_before_training(tmp_path, ckpt_path):
+    from handaug.training.resume import ResumeError
+
+    last = last_checkpoint_path(tmp_path)
+    last.mkdir(parents=True)
+    with pytest.raises(ResumeError, match=f"{re.escape(str(last))} is a folder, not a checkpoint file"):
+        resolve_resume_path(ckpt_path, tmp_path, overwrite_run=True)
+
+
+def test_handaug_train_refuses_a_damaged_last_ckpt_and_a_folder_with_one_line(tmp_path, written_last):
+    last = last_checkpoint_path(tmp_path / "out")
+    last.parent.mkdir(parents=True)
+    last.write_bytes(written_last.read_bytes()[:1000])
+    line = one_line_error(train(tmp_path, "--trainer.default_root_dir", "out", "--ckpt_path", "last"))
+    assert "cannot be read (truncated or corrupt?" in line and str(last.name) in line
+    last.unlink()
+    last.mkdir()
+    line = one_line_error(train(tmp_path, "--trainer.default_root_dir", "out", "--ckpt_path", "auto"))
+    assert "is a folder, not a checkpoint file" in line
+    assert not (tmp_path / "out" / "samples").exists()  # refused before a single batch

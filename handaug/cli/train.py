@@ -33,7 +33,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from handaug.data.datamodule import UnpairedDataModule
 from handaug.training.callbacks import GeneratorExport, SampleGridWriter
 from handaug.training.module import HGAN
-from handaug.training.resume import ResumeCheckpoint, ResumeError, resolve_resume_path
+from handaug.training.resume import ResumeCheckpoint, ResumeError, check_resume_checkpoint, resolve_resume_path
 from handaug.training.run_lock import RunFolderBusyError, RunFolderLock
 from handaug.training.selection import CheckpointSelection
 from handaug.training.validation_measures import StructureMonitor
@@ -211,6 +211,8 @@ def main(args: list[str] | None = None) -> None:
         ckpt_path = resolve_resume_path(
             cli.config.get("ckpt_path"), cli.trainer.default_root_dir, overwrite_run=bool(cli.config.get("overwrite_run"))
         )
+        if ckpt_path is not None:  # a damaged or foreign checkpoint is one line now, not a traceback later
+            check_resume_checkpoint(ckpt_path, cli.model)
     except (ResumeError, RunFolderBusyError) as err:
         raise SystemExit(f"handaug-train: error: {err}") from None
     try:

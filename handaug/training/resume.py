@@ -173,10 +173,16 @@ def resolve_resume_path(ckpt_path: str | None, root: str | os.PathLike[str], *, 
     again after a preemption), or a path to a Lightning checkpoint (which must exist).
 
     Raises:
-        ResumeError: ``"last"`` or a path that does not exist; or a new run asked for in a
-            folder that already holds a run's ``last.ckpt``, without ``overwrite_run``.
+        ResumeError: ``"last"`` or a path that does not exist; a ``last.ckpt`` (or the path) that
+            is a folder or another non-file; or a new run asked for in a folder that already
+            holds a run's ``last.ckpt``, without ``overwrite_run``.
     """
     last = last_checkpoint_path(root)
+    if os.path.lexists(last) and not last.is_file():
+        raise ResumeError(
+            f"{last} is {_what_it_is(last)}, not a checkpoint file: handaug-train keeps its resume checkpoint "
+            "there; move it away, or choose another --trainer.default_root_dir"
+        )
     if ckpt_path == "auto":
         if last.is_file():
             rank_zero_info(f"handaug-train: resuming from {last}")
@@ -192,6 +198,8 @@ def resolve_resume_path(ckpt_path: str | None, root: str | os.PathLike[str], *, 
             )
         return str(last)
     if ckpt_path is not None:
+        if os.path.lexists(ckpt_path) and not Path(ckpt_path).is_file():
+            raise ResumeError(f"--ckpt_path {ckpt_path!r} is {_what_it_is(Path(ckpt_path))}, not a checkpoint file")
         if not Path(ckpt_path).is_file():
             raise ResumeError(f"--ckpt_path {ckpt_path!r}: no such checkpoint file")
         return str(ckpt_path)
@@ -204,3 +212,83 @@ def resolve_resume_path(ckpt_path: str | None, root: str | os.PathLike[str], *, 
         )
     return None
 
+
+def _what_it_is(path: Path) -> str:
+    if path.is_dir():
+        return "a folder"
+    if path.is_symlink() and not path.exists():
+        return "a symbolic link to nothing"
+    return "not a regular file (a FIFO, socket or device?)"
+
+
+#: Keys every Lightning checkpoint of handaug-train holds.
+_REQUIRED_KEYS = ("state_dict", "optimizer_states", "loops", "epoch", "global_step")
+
+
+def check_resume_checkpoint(path: str | os.PathLike[str], model: L.LightningModule) -> None:
+    """Refuse, with one line, a checkpoint that ``Trainer.fit(ckpt_path=path)`` could not resume ``model`` from.
+
+    Called before training starts, so that a damaged or foreign ``last.ckpt`` is an error at once
+    instead of a long traceback (or, for a folder, a whole epoch of training and then a crash). The
+    file is read as Lightning will read it, with ``torch.load(weights_only=True)`` (torch's
+    restricted unpickler: tensors and plain containers only, nothing executed), memory-mapped.
+
+    Raises:
+        ResumeError: naming the file: not a regular file; not a torch zip checkpoint (a plain
+            pickle, another format); truncated or corrupt; not a Lightning checkpoint; or its
+            weights do not fit ``model`` (a tensor missing, unexpected or of another shape: a
+            checkpoint of other ``--model.*`` options, or of another model).
+    """
+    import pickle
+
+    import torch
+
+    from handaug.lightning_checkpoint import PICKLE_PROTO, ZIP_MAGIC
+    from handaug.untrusted_text import shown
+
+    path = Path(path)
+    where = f"checkpoint {str(path)!r}"
+    if not path.is_file():
+        raise ResumeError(f"{where} is {_what_it_is(path) if os.path.lexists(path) else 'missing'}, not a checkpoint file")
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if not head.startswith(ZIP_MAGIC):
+        what = "a plain Python pickle" if head.startswith(PICKLE_PROTO) else "not a PyTorch zip file"
+        raise ResumeError(
+            f"{where} is {what}, not a checkpoint written by handaug-train (it is never unpickled); "
+            "resume from the run's own last.ckpt, or start a new run with --overwrite_run true"
+        )
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError:
+        raise ResumeError(
+            f"{where} holds objects other than tensors and plain containers, which handaug-train never "
+            "unpickles (they could run code): it was not written by handaug-train"
+        ) from None
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a truncated, corrupt or hostile file
+        raise ResumeError(
+            f"{where} cannot be read (truncated or corrupt? written by another program?): "
+            f"{type(err).__name__}: {shown(str(err).strip().splitlines()[0] if str(err).strip() else '', limit=200)}"
+        ) from None
+    missing_keys = [k for k in _REQUIRED_KEYS if not isinstance(data, dict) or k not in data]
+    if missing_keys or not isinstance(data["state_dict"], dict):
+        raise ResumeError(f"{where} is not a Lightning checkpoint of handaug-train: it has no {missing_keys[0] if missing_keys else 'state_dict'!r}")
+    state, expected = data["state_dict"], model.state_dict()
+    problem = None
+    for name, tensor in state.items():
+        if name not in expected:
+            problem = f"it holds a tensor {shown(name)} that the model does not have"
+        elif not isinstance(tensor, torch.Tensor) or tuple(tensor.shape) != tuple(expected[name].shape):
+            shape = list(tensor.shape) if isinstance(tensor, torch.Tensor) else type(tensor).__name__
+            problem = f"tensor {shown(name)} is {shape} in the file, the model's is {list(expected[name].shape)}"
+        if problem:
+            break
+    if problem is None:
+        absent = [name for name in expected if name not in state]
+        if absent:
+            problem = f"it has no tensor {absent[0]!r}" + (f" (and {len(absent) - 1} more)" if len(absent) > 1 else "")
+    if problem:
+        raise ResumeError(
+            f"{where} does not fit this model: {problem}; it was written by another model or other --model.* options "
+            "(resume with the run's own config, or start a new run with --overwrite_run true)"
+        )
