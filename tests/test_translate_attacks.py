@@ -108,3 +108,86 @@ def test_journal_paths_through_a_linked_folder_of_dst_delete_nothing_outside_dst
         code, _, err = run(ckpt, src, dst, "--dataset-kwargs", MASKS_JSON, *extra, capsys=capsys)
         assert_one_error_line(code, err, "images is a symbolic link")
         assert snapshot(elsewhere) == before, extra
+
+
+# -- item 3: source files swapped for links after planning -------------------------------------
+
+
+def swap_after_planning(monkeypatch, swap) -> None:
+    """Run ``swap()`` right after the run is planned, as another process would while the run goes on."""
+    from handaug.translation import engine
+
+    real = engine.build_plan
+
+    def planned_then_swapped(*args, **kwargs):
+        plan = real(*args, **kwargs)
+        swap()
+        return plan
+
+    monkeypatch.setattr(engine, "build_plan", planned_then_swapped)
+
+
+def outside(tmp_path: Path) -> Path:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    cv2.imwrite(str(elsewhere / "face.png"), np.full((32, 32, 3), 7, np.uint8))
+    cv2.imwrite(str(elsewhere / "mask.png"), np.full((32, 32), 255, np.uint8))
+    (elsewhere / "secret").write_bytes(b"SECRET of the user's")
+    return elsewhere
+
+
+def test_source_files_swapped_for_links_after_planning_are_skipped_and_listed(tmp_path, ckpt, capsys, monkeypatch):
+    """Files were checked for links when planned, then opened by name: an image, a mask and an
+    annotation replaced by links to files outside SRC were read, translated and copied."""
+    src = write_dataset(tmp_path / "src")
+    elsewhere = outside(tmp_path)
+
+    def swap():
+        for name, target in (("images/0001.png", "face.png"), ("masks/0002.png", "mask.png"),
+                             ("annotations/0000.json", "secret"), ("calibration.txt", "secret")):
+            (src / name).unlink()
+            (src / name).symlink_to(elsewhere / target)
+        (src / "images" / "0003.png").unlink()  # another regular file in its place: not the one planned
+        os.link(elsewhere / "face.png", src / "images" / "0003.png")
+
+    swap_after_planning(monkeypatch, swap)
+    dst = tmp_path / "dst"
+    code, out, err = run(ckpt, src, dst, "--dataset-kwargs", MASKS_JSON, capsys=capsys)
+    assert code == 0, err
+    assert not any(b"SECRET" in v for v in snapshot(dst).values())
+    for name in ("images/0001.png", "images/0002.png", "images/0003.png", "annotations/0000.json", "calibration.txt"):
+        assert not os.path.lexists(dst / name), name
+    manifest = json.loads((dst / MANIFEST_FILE).read_text())
+    reasons = {s["path"]: s["reason"] for s in manifest["skipped"]}
+    assert sorted(reasons) == ["annotations/0000.json", "calibration.txt", "images/0001.png", "images/0002.png",
+                               "images/0003.png", "masks/0002.png"]  # the mask is also a file of SRC, copied
+    for name in ("images/0001.png", "images/0002.png", "annotations/0000.json", "calibration.txt", "masks/0002.png"):
+        assert "replaced by a symbolic link" in reasons[name], (name, reasons[name])
+    assert "replaced by another file" in reasons["images/0003.png"]
+    assert reasons["images/0002.png"].startswith("masks/0002.png: replaced by a symbolic link")
+    assert (manifest["images_translated"], manifest["images_skipped"], manifest["files_skipped"]) == (3, 3, 3)
+    assert "6 file(s)" in err
+
+
+def test_a_source_folder_swapped_for_a_link_after_planning_is_not_read(tmp_path, ckpt, capsys, monkeypatch):
+    """O_NOFOLLOW guards only the last part of a path: the files' identities catch a folder swapped for a link."""
+    src = write_dataset(tmp_path / "src")
+    elsewhere = outside(tmp_path)
+    (elsewhere / "images").mkdir()
+    (elsewhere / "masks").mkdir()  # where "../masks/{stem}.png" leads from the linked folder
+    for i in range(6):
+        cv2.imwrite(str(elsewhere / "images" / f"{i:04d}.png"), np.full((32, 32, 3), 7, np.uint8))
+        cv2.imwrite(str(elsewhere / "masks" / f"{i:04d}.png"), np.full((32, 32), 255, np.uint8))
+
+    def swap():
+        (src / "images").rename(tmp_path / "images.old")
+        (src / "images").symlink_to(elsewhere / "images", target_is_directory=True)
+
+    swap_after_planning(monkeypatch, swap)
+    dst = tmp_path / "dst"
+    code, out, err = run(ckpt, src, dst, "--dataset-kwargs", MASKS_JSON, capsys=capsys)
+    assert code == 0, err
+    manifest = json.loads((dst / MANIFEST_FILE).read_text())
+    assert (manifest["images_translated"], manifest["images_skipped"]) == (0, 6)
+    assert all("replaced by" in s["reason"] or "outside the source" in s["reason"] for s in manifest["skipped"])
+    assert not list((dst / "images").glob("*.png")) if (dst / "images").exists() else True

@@ -35,6 +35,7 @@ from handaug.hub import is_hub_name
 from handaug.atomic_files import file_sha256
 from handaug.checkpoint import read_checkpoint
 from handaug.data.folder import MAX_IMAGE_PIXELS, checked_image_size
+from handaug.data.source_files import FileIdentity, only_planned_files
 from handaug.registry import create_dataset, get_registry
 from handaug.synth_to_real import SynthToReal
 from handaug.translation.plan import ImageJob, Skipped, TranslationPlan, build_plan, check_folders, foreign_files
@@ -102,19 +103,27 @@ class _Work:
     target_identity: tuple[int, int]
     images: list[ImageJob]
     copies: list[tuple[Path, Path]]
+    #: The source folder (as given, resolved) and what each file to read was when planned.
+    source_roots: tuple[Path, ...] = ()
+    identities: dict[str, FileIdentity] = field(default_factory=dict)
 
 
 class _PendingImages(Dataset):
     """The images of one rank's shard: ``{"position", "image" (3, H, W) uint8, "mask" (H, W) bool or None}``.
 
-    An image that is too large (from its header, before decoding), or that the reader cannot
-    read, is returned as ``{"position", "error": reason}`` instead.
+    An image that is too large (from its header, before decoding), that the reader cannot
+    read, or that is no longer the file planned (a link put in its place, see
+    :func:`~handaug.data.source_files.only_planned_files`) is returned as
+    ``{"position", "error": reason}`` instead.
     """
 
-    def __init__(self, reader: Any, jobs: list[ImageJob], max_image_pixels: int) -> None:
+    def __init__(self, reader: Any, jobs: list[ImageJob], max_image_pixels: int,
+                 source_roots: tuple[Path, ...] = (), identities: dict[str, FileIdentity] | None = None) -> None:
         self.reader = reader
         self.jobs = jobs
         self.max_image_pixels = max_image_pixels
+        self.source_roots = tuple(str(root) for root in source_roots)
+        self.identities = identities or {}
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -122,8 +131,9 @@ class _PendingImages(Dataset):
     def __getitem__(self, position: int) -> dict[str, Any]:
         job = self.jobs[position]
         try:
-            checked_image_size(job.source, self.max_image_pixels)
-            sample = self.reader[job.index]
+            with only_planned_files(self.source_roots, self.identities):
+                checked_image_size(job.source, self.max_image_pixels)
+                sample = self.reader[job.index]
             image = np.asarray(sample["image"])
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
                 raise ValueError(f"the dataset reader returned an image of shape {image.shape} {image.dtype}, expected (H, W, 3) uint8")
@@ -131,9 +141,19 @@ class _PendingImages(Dataset):
             if mask is not None and np.shape(mask) != image.shape[:2]:
                 raise ValueError(f"its mask is {np.shape(mask)}, the image {image.shape[:2]}")
         except (OSError, ValueError) as err:
-            return {"position": position, "error": str(err) if not isinstance(err, OSError) or not err.strerror else err.strerror}
+            return {"position": position, "error": self._reason(err, job)}
         image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
         return {"position": position, "image": image, "mask": None if mask is None else torch.from_numpy(np.asarray(mask) > 0)}
+
+
+    def _reason(self, err: Exception, job: ImageJob) -> str:
+        """Why the image was skipped; an error of another file (its mask) names that file."""
+        if not isinstance(err, OSError) or not err.strerror:
+            return str(err)
+        if err.filename is not None and os.path.abspath(err.filename) != os.path.abspath(job.source):
+            other = _relative_posix(Path(os.fsdecode(err.filename)), self.source_roots)
+            return f"{other or err.filename}: {err.strerror}"
+        return err.strerror
 
 
 def _collate_by_size(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -180,7 +200,7 @@ class _TranslationData(L.LightningDataModule):
 
     def predict_dataloader(self) -> DataLoader:
         return DataLoader(
-            _PendingImages(self.reader, self.jobs, self.max_image_pixels),
+            _PendingImages(self.reader, self.jobs, self.max_image_pixels, self.work.source_roots, self.work.identities),
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             collate_fn=_collate_by_size,
@@ -238,9 +258,10 @@ class _ImageWriter(BasePredictionWriter):
                 self.translated.append(self._relative(position))
 
 
-def _copy_or_skip(source: Path, target: Path, journal: Journal, root: Path, skipped: list[Skipped]) -> None:
+def _copy_or_skip(source: Path, target: Path, journal: Journal, root: Path, skipped: list[Skipped],
+                  expected: FileIdentity | None) -> None:
     try:
-        copy_atomically(source, target, journal)
+        copy_atomically(source, target, journal, expected)
     except SourceUnreadable as err:
         skipped.append(Skipped(target.relative_to(root).as_posix(), err.strerror or str(err)))
 
@@ -254,8 +275,11 @@ def _finish_shards(trainer: L.Trainer, data: _TranslationData, writer: Backgroun
     """
     root = data.work.target_root
     copy_skipped: list[Skipped] = []
+    roots = tuple(str(r) for r in data.work.source_roots)
     for src, dst in data.copies:
-        writer.submit(_copy_or_skip, src, dst, data.journal, root, copy_skipped)
+        relative = _relative_posix(src, roots)
+        expected = data.work.identities.get(relative) if relative is not None else None
+        writer.submit(_copy_or_skip, src, dst, data.journal, root, copy_skipped, expected)
     error: BaseException | None = None
     try:
         writer.close()
@@ -280,6 +304,14 @@ def _finish_shards(trainer: L.Trainer, data: _TranslationData, writer: Backgroun
     if any(record is None for record in records):
         raise OSError(f"a per-process record in {str(state_dir(root))!r} is missing or was replaced during the run")
     return [json.loads(record) for record in records]
+
+
+def _relative_posix(path: Path, roots: tuple[str, ...]) -> str | None:
+    absolute = os.path.abspath(path)
+    for root in roots:
+        if absolute.startswith(root.rstrip(os.sep) + os.sep):
+            return Path(absolute).relative_to(root).as_posix()
+    return None
 
 
 def _check_dataset_kwargs(dataset: str, dataset_kwargs: dict[str, Any]) -> None:
@@ -371,7 +403,8 @@ def _prepare_target(
         write_run_record(target_folder, record, journal)
         images, copies = plan.pending_images(contents.written), plan.pending_copies(contents.written)
         done = (len(plan.images) - len(images), len(plan.copies) - len(copies))
-        return lock, journal, plan, _Work(run_id, target_root, target_folder.identity, images, copies), done
+        work = _Work(run_id, target_root, target_folder.identity, images, copies, plan.source_roots, plan.identities)
+        return lock, journal, plan, work, done
     except BaseException:
         lock.release()
         target_folder.close()

@@ -7,6 +7,11 @@ What is read from the source folder (symbolic links):
   and anything that is not a regular file (a FIFO, a socket, a device) is never read: it is
   skipped and listed, with the reason, in the manifest.
 
+What is read is what was planned: the plan records each file's device and inode (of the file
+itself, or of the file inside the source a link points to), and the run opens each file so that
+a link put in its place is refused and another file is noticed
+(:func:`~handaug.data.source_files.only_planned_files`); such a file is skipped and listed.
+
 What is written into the target folder: only files whose names the journal (see
 :mod:`.state`) records as handaug's. A target name that exists in DST but is not in the journal
 (or whose folder in DST is a symbolic link or a file) is someone else's, and the run is refused.
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from handaug.data.source_files import FileIdentity
 from handaug.translation.state import MANIFEST_FILE, STATE_DIR
 
 
@@ -60,6 +66,11 @@ class TranslationPlan:
     copies: list[tuple[Path, Path]] = field(default_factory=list)
     skipped_images: list[Skipped] = field(default_factory=list)
     skipped_files: list[Skipped] = field(default_factory=list)
+    #: Every source file the run reads (images, their masks, copies), by its path relative to the
+    #: source (POSIX form): what it was when planned.
+    identities: dict[str, FileIdentity] = field(default_factory=dict)
+    #: The source folder as given and resolved (a file's path relative to either is its key in ``identities``).
+    source_roots: tuple[Path, ...] = ()
 
     def targets(self) -> list[Path]:
         """Every file this plan writes into the target folder."""
@@ -165,8 +176,8 @@ def _relative_to_source(path: Path, roots: tuple[Path, ...]) -> Path | None:
     return None
 
 
-def _source_problem(path: Path, source_root: Path) -> str | None:
-    """Why the file ``path`` (inside the source folder, maybe a link) must not be read; ``None`` if it may."""
+def _source_check(path: Path, source_root: Path) -> str | FileIdentity:
+    """Why the file ``path`` (inside the source folder, maybe a link) must not be read, or the identity of what it is."""
     try:
         real = path.resolve(strict=True)
     except (OSError, RuntimeError):
@@ -174,25 +185,31 @@ def _source_problem(path: Path, source_root: Path) -> str | None:
     if source_root not in real.parents:
         return OUTSIDE_LINK
     try:
-        mode = real.stat().st_mode
+        info = os.lstat(real)
     except OSError as err:
         return f"cannot be read: {err.strerror or err}"
-    if stat.S_ISDIR(mode):
+    if stat.S_ISDIR(info.st_mode):
         return "symbolic link to a folder: not followed"
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(info.st_mode):
         return "not a regular file"
-    return None
+    return FileIdentity(info.st_dev, info.st_ino, via_link=path.is_symlink())
 
 
-def _walked_file_problem(path: Path, source_root: Path) -> str | None:
-    """:func:`_source_problem` for a file found by walking the source (its folders are real folders inside it)."""
+def _source_problem(path: Path, source_root: Path) -> str | None:
+    """Why the file ``path`` (inside the source folder, maybe a link) must not be read; ``None`` if it may."""
+    check = _source_check(path, source_root)
+    return check if isinstance(check, str) else None
+
+
+def _walked_file_check(path: Path, source_root: Path) -> str | FileIdentity:
+    """:func:`_source_check` for a file found by walking the source (its folders are real folders inside it)."""
     try:
-        mode = os.lstat(path).st_mode
+        info = os.lstat(path)
     except OSError as err:
         return f"cannot be read: {err.strerror or err}"
-    if stat.S_ISLNK(mode):
-        return _source_problem(path, source_root)
-    return None if stat.S_ISREG(mode) else "not a regular file"
+    if stat.S_ISLNK(info.st_mode):
+        return _source_check(path, source_root)
+    return FileIdentity(info.st_dev, info.st_ino) if stat.S_ISREG(info.st_mode) else "not a regular file"
 
 
 def build_plan(reader: Any, source_root: str | os.PathLike[str], target_root: str | os.PathLike[str]) -> TranslationPlan:
@@ -210,7 +227,7 @@ def build_plan(reader: Any, source_root: str | os.PathLike[str], target_root: st
     given_root = Path(os.path.abspath(source_root))
     source, target = check_folders(source_root, target_root)
     roots = (given_root, source)
-    plan = TranslationPlan(source, target)
+    plan = TranslationPlan(source, target, source_roots=roots)
     handled: set[str] = set()
     paths = reader_image_paths(reader)
     masks = getattr(reader, "masks", None)
@@ -221,12 +238,19 @@ def build_plan(reader: Any, source_root: str | os.PathLike[str], target_root: st
             plan.skipped_images.append(Skipped(str(path), "not under the source folder"))
             continue
         handled.add(relative.as_posix())
-        problem = _source_problem(given_root / relative, source)
-        if problem is None and masks is not None and _source_problem(Path(masks[index]), source) == OUTSIDE_LINK:
-            problem = f"its mask {Path(masks[index]).name} is a {OUTSIDE_LINK}"
+        check = _source_check(given_root / relative, source)
+        problem = check if isinstance(check, str) else None
+        if problem is None and masks is not None:
+            mask_relative = _relative_to_source(Path(masks[index]), roots)
+            mask_check = _source_check(Path(masks[index]), source) if mask_relative is not None else OUTSIDE_LINK
+            if mask_check == OUTSIDE_LINK:
+                problem = f"its mask {Path(masks[index]).name} is a {OUTSIDE_LINK}"
+            elif isinstance(mask_check, FileIdentity):
+                plan.identities[mask_relative.as_posix()] = mask_check
         if problem:
             plan.skipped_images.append(Skipped(relative.as_posix(), problem))
         else:
+            plan.identities[relative.as_posix()] = check
             plan.images.append(ImageJob(index, given_root / relative, target / relative))
     for path in getattr(reader, "unreadable", None) or []:
         relative = _relative_to_source(Path(path), roots)
@@ -258,9 +282,10 @@ def build_plan(reader: Any, source_root: str | os.PathLike[str], target_root: st
                 continue
             # A translated dataset translated again: its manifest and state are not this run's.
             ours = relative.parts[0] == STATE_DIR or relative.as_posix() == MANIFEST_FILE
-            problem = EARLIER_RECORD if ours else _walked_file_problem(folder / name, source)
-            if problem:
-                plan.skipped_files.append(Skipped(relative.as_posix(), problem))
+            check = EARLIER_RECORD if ours else _walked_file_check(folder / name, source)
+            if isinstance(check, str):
+                plan.skipped_files.append(Skipped(relative.as_posix(), check))
             else:
+                plan.identities[relative.as_posix()] = check
                 plan.copies.append((folder / name, target / relative))
     return plan

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from handaug import atomic_files
+from handaug.data.source_files import FileIdentity, open_source_file
 from handaug.translation.state import TEMP_SUFFIX, Journal
 
 #: JPEG quality of translated images whose source was a JPEG (the source's own quality is unknown).
@@ -37,17 +38,19 @@ def write_image_atomically(path: Path, rgb: np.ndarray, journal: Journal) -> Non
     atomic_files.write_bytes_atomically(path, encoded.tobytes(), suffix=TEMP_SUFFIX, before_create=journal.before_create(path))
 
 
-def copy_atomically(source: Path, target: Path, journal: Journal) -> None:
+def copy_atomically(source: Path, target: Path, journal: Journal, expected: FileIdentity | None = None) -> None:
     """Copy the bytes of ``source`` and its modification time (which marks the copy as done) and rename it into place.
 
     The copy gets the mode a new file gets (``0o666`` less the umask), like every file handaug writes.
+    ``source`` must be a regular file and, with ``expected``, still the file planned: a link put
+    in its place is not followed (see :func:`~handaug.data.source_files.open_source_fd`).
 
     Raises:
-        SourceUnreadable: ``source`` cannot be opened.
+        SourceUnreadable: ``source`` cannot be opened, is not a regular file or is not the planned file.
         OSError: the copy cannot be written (the error names ``target``).
     """
     try:
-        reader = open(source, "rb")  # noqa: SIM115 - closed below; opened first to tell read from write errors
+        reader = open_source_file(source, expected)  # opened first to tell read from write errors
         times = os.fstat(reader.fileno())
     except OSError as err:
         raise SourceUnreadable(err.errno, f"cannot be read: {err.strerror or err}", str(source)) from err
