@@ -107,7 +107,9 @@ def _decisions(decisions: object, lead: tuple[int, ...], pool: int) -> torch.Ten
     return d
 
 
-def _masks(masks: object, images: torch.Tensor, lead: tuple[int, ...], channels: Channels) -> torch.Tensor:
+def _masks(
+    masks: object, images: torch.Tensor, lead: tuple[int, ...], channels: Channels, check_values: bool
+) -> torch.Tensor:
     """``masks`` ``(*lead, H, W)`` or with a channel of 1 → checked ``(N, 1, H, W)`` float in ``[0, 1]``."""
     if not isinstance(masks, torch.Tensor):
         raise ValueError(f"masks must be a torch.Tensor, got {type(masks).__name__}")
@@ -118,7 +120,7 @@ def _masks(masks: object, images: torch.Tensor, lead: tuple[int, ...], channels:
             f"masks must have shape {(*lead, h, w)} or {with_channel} for images of leading shape {lead} "
             f"and size {h}×{w}, got {tuple(masks.shape)}"
         )
-    return check_mask(masks.reshape(n, 1, h, w), images, unbatched=False, argument="masks")
+    return check_mask(masks.reshape(n, 1, h, w), images, unbatched=False, argument="masks", check_values=check_values)
 
 
 def translate_batch(
@@ -142,7 +144,9 @@ def translate_batch(
             ``(B,)`` for one image per sample.
         decisions: integers of shape ``lead`` or a prefix of it (e.g. ``(B,)`` for
             ``(B, T, 3, H, W)``: one per sample, shared by its images): ``-1`` not translated,
-            ``k >= 0`` translated by pool member ``k``. A tensor (any device), numpy array or list.
+            ``k >= 0`` translated by pool member ``k``. A tensor, numpy array or list; they are read
+            on the host, so decisions on a GPU cost one wait for the device (keep them on the CPU
+            when you move the batch yourself).
         masks: hand masks ``(*lead, H, W)`` or ``(*lead, 1, H, W)`` (``(*lead, H, W, 1)`` with
             ``channels="last"``): bool, uint8 (non-zero is hand) or float alpha in ``[0, 1]``.
             With ``mask_mode="composite"`` only the hands change and the background stays
@@ -174,12 +178,14 @@ def translate_batch(
     flat = images.reshape(-1, *images.shape[-3:])
     if channels == "last":
         flat = flat.permute(0, 3, 1, 2)
-    batch = check_images(flat, "images")
+    # Float values are checked as the core checks them (check_values=False skips that read of the device).
+    check_values = bool(getattr(core, "check_values", True))
+    batch = check_images(flat, "images", check_values=check_values)
     drawn = _decisions(decisions, lead, len(core.checkpoints))
     chosen, member = drawn != NOT_TRANSLATED, drawn.clamp(min=0)
     hand_masks = None
     if masks is not None and core.mask_mode == "composite":
-        hand_masks = _masks(masks, batch, lead, channels)
+        hand_masks = _masks(masks, batch, lead, channels, check_values)
     if not bool(chosen.any()):
         return images
     assignment = member if len(core.checkpoints) > 1 else None
