@@ -47,7 +47,7 @@ import torch
 import torch.nn as nn
 
 from handaug._version import __version__
-from handaug.atomic_files import file_sha256, replaced_atomically, write_bytes_atomically
+from handaug.atomic_files import file_sha256, write_bytes_atomically
 from handaug.checkpoint_config import DIRECTIONS, FORMAT, FORMAT_VERSION, MAX_CONFIG_BYTES, parse_config, validate_config
 from handaug.hub import fetch_checkpoint, is_hub_name
 from handaug.registry import ArgumentOutOfBounds, NetworkSpec, PluginError, create_generator, get_registry, network_spec
@@ -60,12 +60,35 @@ METADATA_KEY = "handaug_config"
 MAX_HEADER_BYTES = 100_000_000
 
 
-def _save_weights(module: nn.Module, path: Path, metadata: dict[str, str] | None) -> None:
-    from safetensors.torch import save_model
+def safetensors_bytes(state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
+    """``state`` (name → tensor) serialised as a safetensors file, in memory.
 
-    with replaced_atomically(path) as tmp:
-        # save_model (rather than save_file) copes with networks whose parameters share storage.
-        save_model(module, tmp, metadata=metadata)
+    A tensor stored under several names (tied parameters) is kept under its first name only, as
+    ``safetensors.torch.save_model`` does; every tensor is copied to the CPU and made contiguous,
+    so views that share storage are written independently.
+    """
+    from safetensors.torch import save
+
+    kept: dict[str, torch.Tensor] = {}
+    seen: set[tuple[Any, ...]] = set()
+    for name, tensor in state.items():
+        tensor = tensor.detach()
+        identity = (tensor.device, tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape),
+                    tuple(tensor.stride()), tensor.dtype)  # fmt: skip
+        if tensor.numel() and identity in seen:
+            continue
+        seen.add(identity)
+        kept[name] = tensor.to("cpu", copy=True).contiguous()
+    return save(kept, metadata=metadata)
+
+
+def _save_weights(module: nn.Module, path: Path, metadata: dict[str, str] | None) -> bytes:
+    """Write ``module``'s weights to ``path`` atomically, through handaug's writer: the file gets the
+    mode a plain ``open()`` gives (``0o666`` less the umask), not the ``0o600`` safetensors creates
+    its files with. Returns the bytes written."""
+    data = safetensors_bytes(module.state_dict(), metadata)
+    write_bytes_atomically(path, data, fsync=True)
+    return data
 
 
 def _json_ready(value: Any, where: str) -> Any:
@@ -137,9 +160,8 @@ def save_generator(
         _save_weights(generator, path, {METADATA_KEY: json.dumps(config)})
         return path
     path.mkdir(parents=True, exist_ok=True)
-    weights = path / WEIGHTS_FILE
-    _save_weights(generator, weights, {"format": FORMAT})
-    config["weights_sha256"] = file_sha256(weights)
+    data = _save_weights(generator, path / WEIGHTS_FILE, {"format": FORMAT})
+    config["weights_sha256"] = hashlib.sha256(data).hexdigest()
     write_bytes_atomically(path / CONFIG_FILE, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode(), fsync=True)
     return path
 

@@ -18,6 +18,7 @@ weights file larger than that shape's tensors could fill before reading it, and 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -27,8 +28,8 @@ from typing import Any
 import torch
 
 from handaug._version import __version__
-from handaug.atomic_files import file_sha256, replaced_atomically, write_bytes_atomically
-from handaug.checkpoint import check_finite
+from handaug.atomic_files import file_sha256, write_bytes_atomically
+from handaug.checkpoint import check_finite, safetensors_bytes
 from handaug.checkpoint_config import MAX_CONFIG_BYTES, parse_config
 from handaug.plugins.geocongan import GEOCONSISTENCY_BOUNDS, SilNet
 from handaug.untrusted_text import shown
@@ -54,8 +55,6 @@ def save_silnet(silnet: SilNet, path: str | os.PathLike[str], *, training: dict[
     Raises:
         ValueError: ``silnet`` is not a :class:`SilNet`, or ``training`` holds non-JSON values.
     """
-    from safetensors.torch import save_file
-
     if not isinstance(silnet, SilNet):
         raise ValueError(f"silnet must be a handaug SilNet, got {type(silnet).__name__}")
     try:
@@ -64,9 +63,10 @@ def save_silnet(silnet: SilNet, path: str | os.PathLike[str], *, training: dict[
         raise ValueError(f"training must hold only finite JSON values: {err}") from None
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    state = {name: tensor.detach().cpu().contiguous() for name, tensor in silnet.state_dict().items()}
-    with replaced_atomically(path / WEIGHTS_FILE) as tmp:
-        save_file(state, tmp, metadata={"format": FORMAT})
+    # Serialised in memory and written by handaug's atomic writer: mode 0o666 less the umask (safetensors'
+    # own save_file creates 0o600 files), and the recorded SHA-256 is that of the bytes written.
+    data = safetensors_bytes(silnet.state_dict(), {"format": FORMAT})
+    write_bytes_atomically(path / WEIGHTS_FILE, data, fsync=True)
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -74,7 +74,7 @@ def save_silnet(silnet: SilNet, path: str | os.PathLike[str], *, training: dict[
         "network": dict(silnet.shape),
         "normalization": {"range": [-1.0, 1.0]},
         "training": summary,
-        "weights_sha256": file_sha256(path / WEIGHTS_FILE),
+        "weights_sha256": hashlib.sha256(data).hexdigest(),
     }
     write_bytes_atomically(path / CONFIG_FILE, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode(), fsync=True)
     return path

@@ -162,8 +162,12 @@ def test_save_is_atomic_over_an_existing_checkpoint(tmp_path, generator, monkeyp
     before = {p.name: p.read_bytes() for p in path.iterdir()}
     import handaug.checkpoint as ck
 
-    def crash(*args, **kwargs):
-        raise KeyboardInterrupt
+    real = ck.write_bytes_atomically
+
+    def crash(path, *args, **kwargs):  # killed after the weights, before the config
+        if path.name == CONFIG_FILE:
+            raise KeyboardInterrupt
+        return real(path, *args, **kwargs)
 
     monkeypatch.setattr(ck, "write_bytes_atomically", crash)
     other = create_generator("resnet", **TINY_GENERATOR)
