@@ -191,3 +191,35 @@ def test_a_source_folder_swapped_for_a_link_after_planning_is_not_read(tmp_path,
     assert (manifest["images_translated"], manifest["images_skipped"]) == (0, 6)
     assert all("replaced by" in s["reason"] or "outside the source" in s["reason"] for s in manifest["skipped"])
     assert not list((dst / "images").glob("*.png")) if (dst / "images").exists() else True
+
+
+# -- item 7: a missing or damaged run record ----------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["missing", "corrupt", "a list", "a link"])
+def test_outputs_without_a_readable_run_record_are_never_counted_as_done(tmp_path, ckpt, capsys, damage):
+    """Without run.json, a rerun with another checkpoint counted every old image as done and the
+    manifest named the new checkpoint."""
+    src = write_dataset(tmp_path / "src")
+    dst = tmp_path / "dst"
+    translate_dataset(ckpt, src, dst, "folder", MASKS, num_workers=0, progress=False)
+    record = dst / ".handaug-translate" / "run.json"
+    elsewhere = tmp_path / "run.json"
+    elsewhere.write_bytes(record.read_bytes())
+    record.unlink()
+    if damage == "corrupt":
+        record.write_bytes(b'{"checkpoint_sha256": "')
+    elif damage == "a list":
+        record.write_text("[]")
+    elif damage == "a link":  # the old record itself, but not a file of handaug's
+        record.symlink_to(elsewhere)
+    old = snapshot(dst / "images")
+    other = checkpoint(tmp_path / "other", seed=1)
+    code, _, err = run(other, src, dst, "--dataset-kwargs", MASKS_JSON, capsys=capsys)
+    assert_one_error_line(code, err, str(record), "missing or unreadable", "--overwrite")
+    assert snapshot(dst / "images") == old
+
+    code, out, err = run(other, src, dst, "--dataset-kwargs", MASKS_JSON, "--overwrite", capsys=capsys)
+    assert code == 0 and "6 translated now, 0 already done" in out, err
+    assert snapshot(dst / "images") != old
+    assert elsewhere.read_bytes().startswith(b"{")  # --overwrite removed the link, never its target

@@ -42,6 +42,7 @@ from handaug.translation.plan import ImageJob, Skipped, TranslationPlan, build_p
 from handaug.translation.state import (
     MANIFEST_FILE,
     MAX_RECORD_BYTES,
+    RUN_RECORD,
     STATE_DIR,
     Journal,
     JournalContents,
@@ -359,7 +360,8 @@ def _prepare_target(
 
     Raises:
         TargetFolderError: the target is locked, not empty and not a handaug output, holds
-            someone else's file under a name this run writes, or holds outputs of other settings.
+            someone else's file under a name this run writes, or holds outputs of other settings
+            or of unknown settings (their run record is missing or unreadable).
         OSError: the target cannot be created or written (read-only, full).
     """
     source_root, target_root = check_folders(source, target)
@@ -382,7 +384,14 @@ def _prepare_target(
         if overwrite:
             remove_written_files(target_folder, contents)
             contents = JournalContents()
-        elif previous is not None and outputs:
+        elif previous is None and outputs:
+            # Without the record, nothing says which checkpoint and settings made them: never count them as done.
+            raise TargetFolderError(
+                f"target folder {str(target_root)!r} holds {len(outputs)} file(s) of an earlier translation, but its run record "
+                f"{str(state_dir(target_root) / RUN_RECORD)!r} is missing or unreadable, so their checkpoint and settings are unknown. "
+                "Pass --overwrite (overwrite=True) to delete them and translate again, or choose another target"
+            )
+        elif outputs:
             differences = [f"{key} was {previous.get(key)!r}, now {record[key]!r}" for key in COMPARED_SETTINGS
                            if previous.get(key) != record[key]]
             if differences:
