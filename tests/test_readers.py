@@ -583,3 +583,32 @@ def test_file_names_that_are_not_utf8_are_read_or_skipped_not_a_crash(tmp_path):
     (tmp_path / "rhd").rename(tmp_path / os.fsdecode(b"rhd\xff"))
     proc = subprocess.run([sys.executable, "-c", _ODD_NAMES_SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", (proc.returncode, proc.stderr[-3000:])
+
+
+def test_annotations_too_deep_or_not_finite_are_a_one_line_error_naming_the_file(tmp_path):
+    """Issue 20, item 8: a deeply nested JSON raised RecursionError; NaN and infinite keypoints were accepted."""
+    make_freihand(tmp_path / "frei")
+    (tmp_path / "frei" / "training_xyz.json").write_text("[" * 50_000 + "]" * 50_000)
+    with pytest.raises(ValueError, match=r"training_xyz.json.*nests arrays/objects more than 32 deep"):
+        FreiHAND(tmp_path / "frei")
+    (tmp_path / "frei" / "training_xyz.json").write_text(json.dumps(np.full((2, 21, 3), 1e999).tolist()).replace("Infinity", "1e999"))
+    with pytest.raises(ValueError, match=r"training_xyz.json.*NaN or infinite"):
+        FreiHAND(tmp_path / "frei")
+
+    folder = tmp_path / "images"
+    write_rgb(folder / "a.png", np.zeros((8, 8, 3), np.uint8))
+    (folder / "all.json").write_text(json.dumps({"a.png": [[1.0, 2.0]] * 20 + [[float("inf"), 2.0]]}).replace("Infinity", "1e999"))
+    with pytest.raises(ValueError, match=r"all.json \[a.png\].*NaN or infinite"):
+        ImageFolder(folder, keypoints="all.json")
+    (folder / "all.json").write_text('{"a.png": [[NaN, 1]]}')
+    with pytest.raises(ValueError, match=r"all.json.* holds NaN, which is not a finite number"):
+        ImageFolder(folder, keypoints="all.json")
+    np.save(folder / "all.npy", np.full((1, 21, 2), np.nan))
+    with pytest.raises(ValueError, match=r"all.npy \[a.png\].*NaN or infinite"):
+        ImageFolder(folder, keypoints="all.npy")
+
+    from handaug.data.readers.base import read_numbers
+
+    write_line(tmp_path / "joints.txt", [1.0] * 62 + [float("nan")])
+    with pytest.raises(ValueError, match=r"joints.txt.*NaN or infinite"):
+        read_numbers(tmp_path / "joints.txt", (21, 3))

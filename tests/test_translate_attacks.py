@@ -223,3 +223,28 @@ def test_outputs_without_a_readable_run_record_are_never_counted_as_done(tmp_pat
     assert code == 0 and "6 translated now, 0 already done" in out, err
     assert snapshot(dst / "images") != old
     assert elsewhere.read_bytes().startswith(b"{")  # --overwrite removed the link, never its target
+
+
+# -- item 8: annotation files that are too deep or not finite -----------------------------------
+
+
+def test_a_deeply_nested_or_non_finite_annotation_is_a_skipped_listed_image(tmp_path, ckpt, capsys):
+    """One annotation JSON nested 100,000 deep aborted the whole run with a RecursionError
+    traceback; NaN and infinite keypoints were accepted."""
+    src = write_dataset(tmp_path / "src")
+    annotations = src / "annotations"
+    (annotations / "0001.json").write_text("[" * 100_000 + "]" * 100_000)
+    for name, key, value in (("0002.json", "keypoints_2d", "NaN"), ("0003.json", "keypoints_3d", "1e999")):
+        record = json.loads((annotations / name).read_text())
+        record[key][0][0] = "@"
+        (annotations / name).write_text(json.dumps(record).replace('"@"', value))
+    options = json.dumps({**MASKS, "keypoints": "../annotations/{stem}.json"})
+    code, out, err = run(ckpt, src, tmp_path / "dst", "--dataset-kwargs", options, capsys=capsys)
+    assert code == 0, err
+    assert "6 images (3 translated now, 0 already done, 3 skipped)" in out
+    manifest = json.loads((tmp_path / "dst" / MANIFEST_FILE).read_text())
+    reasons = {s["path"]: s["reason"] for s in manifest["skipped"]}
+    assert sorted(reasons) == ["images/0001.png", "images/0002.png", "images/0003.png"]
+    assert "nests arrays/objects more than 32 deep" in reasons["images/0001.png"]
+    assert "NaN" in reasons["images/0002.png"] and "0002.json" in reasons["images/0002.png"]
+    assert "keypoints_3d" in reasons["images/0003.png"] and "infinite" in reasons["images/0003.png"]
