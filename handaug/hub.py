@@ -243,10 +243,11 @@ def export_hub_folder(
         raise ValueError(f"out {str(out)!r} holds other files ({', '.join(others[:5])}); give a new or empty folder")
     out.mkdir(parents=True, exist_ok=True)
     data = checkpoint.weights_bytes()  # exactly the bytes read_checkpoint checked (their SHA-256 is compared)
-    write_bytes_atomically(out / WEIGHTS_FILE, data, fsync=True)
     config = {**checkpoint.config, "weights_sha256": hashlib.sha256(data).hexdigest()}
+    card = model_card(config, license=license, repo_id=repo_id)  # before any file is written
+    write_bytes_atomically(out / WEIGHTS_FILE, data, fsync=True)
     write_bytes_atomically(out / CONFIG_FILE, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode(), fsync=True)
-    write_bytes_atomically(out / MODEL_CARD_FILE, model_card(config, license=license, repo_id=repo_id).encode(), fsync=True)
+    write_bytes_atomically(out / MODEL_CARD_FILE, card.encode(), fsync=True)
     read_checkpoint(out)
     return out
 
@@ -255,12 +256,16 @@ def model_card(config: dict[str, Any], *, license: str = "other", repo_id: str |
     """The ``README.md`` of a Hub repository for a checkpoint with ``config`` (see :func:`export_hub_folder`).
 
     Values come from a file someone else may have written: in the YAML front matter they are
-    serialised by PyYAML (quoted and escaped), in the Markdown tables shortened and escaped.
+    serialised by PyYAML (quoted and escaped), in the Markdown tables shortened and escaped (see
+    :func:`_cell`: no HTML, image, link or formatting from ``config.json`` takes effect). A
+    ``training.final_metrics`` that is not an object is shown as a value, not tabulated.
     """
     import yaml
 
     training = dict(config.get("training") or {})
     measures = training.pop("final_metrics", None) or {}
+    if not isinstance(measures, dict):  # not a table of measures: shown as the value it is
+        training["final_metrics"], measures = measures, {}
     network = config.get("network") or {}
     front = {
         "library_name": "handaug",
@@ -318,13 +323,22 @@ def model_card(config: dict[str, Any], *, license: str = "other", repo_id: str |
     return "\n".join(lines)
 
 
+#: Characters that open Markdown or HTML syntax (tables, code, links, images, tags, entities):
+#: shown literally in the card's tables, backslash-escaped.
+_MARKDOWN_SYNTAX = frozenset("\\`|[]<>!&")
+
+
 def _cell(value: object) -> str:
-    """One value as a Markdown table cell: JSON for non-strings, control characters escaped, ``|`` escaped, shortened."""
+    """One value as Markdown text for a table cell: JSON for non-strings, shortened, control characters
+    (newlines included) written as escapes, and the characters of Markdown and HTML syntax
+    (``| ` [ ] < > ! &`` and the backslash, and the ``:`` of ``://``) backslash-escaped, so that no
+    table cell, code span, image, link, autolink, entity or HTML tag from ``config.json`` takes effect."""
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
-    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
     if len(text) > _MAX_CELL:
         text = text[:_MAX_CELL] + "…"
-    return text.replace("|", "\\|").replace("`", "\\`")
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    text = "".join("\\" + c if c in _MARKDOWN_SYNTAX else c for c in text)
+    return text.replace("://", "\\://")
 
 
 def _table(rows: dict[str, Any]) -> list[str]:

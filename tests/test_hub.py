@@ -311,7 +311,7 @@ def test_model_card_escapes_what_the_config_says():
     card = model_card(config)
     front = yaml.safe_load(card.split("\n---\n")[0].removeprefix("---\n"))
     assert front["handaug"]["training"]["note"] == "a | b\n---\n\x1b[2J"  # round-trips through YAML quoting
-    assert "| note | a \\| b\\n---\\n\\x1b[2J |" in card  # one table row, escaped
+    assert "| note | a \\| b\\\\n---\\\\n\\\\x1b\\[2J |" in card  # one table row, escaped
     assert "\x1b" not in card
 
 
@@ -333,3 +333,74 @@ def test_handaug_translate_takes_a_hub_name_offline(tmp_path, published):
     assert sorted(p.name for p in (tmp_path / "dst").glob("*.png")) == ["hand0.png", "hand1.png"]
     unknown = run_cli("handaug-translate", "hf://acme/unknown", source, tmp_path / "dst2", env=env)
     assert unknown.returncode == 2 and "'hf://acme/unknown'" in unknown.stderr and "Hub" in unknown.stderr
+
+
+def _unescaped(cell: str) -> list[str]:
+    """Markdown/HTML syntax characters of ``cell`` that no backslash escapes."""
+    found, i = [], 0
+    while i < len(cell):
+        if cell[i] == "\\":
+            i += 2
+            continue
+        if cell[i] in "<>[]!`|&":
+            found.append(cell[i])
+        i += 1
+    return found
+
+
+HOSTILE = {
+    "html": '<img src="https://tracker.example/p.png" onerror="alert(1)"><script>alert(2)</script>',
+    "image": "![logo](https://tracker.example/logo.png)",
+    "link": "[download the real weights](https://evil.example/x)",
+    "code": "`rm -rf ~`",
+    "entity": "&lt;b&gt;",
+    "cells": "a | b | c",
+    "lines": "one\n# heading\n\n| x | y |",
+    "autolink": "https://evil.example/",
+    "backslash": "\\<b>",
+}  # fmt: skip
+
+
+def test_model_card_shows_html_and_markdown_from_the_config_literally():
+    """Text from config.json (which anyone may have written) is shown, never rendered, in a card a user
+    uploads under their own name: no tag, image, link, code span, entity or extra table cell."""
+    from handaug.hub import model_card
+
+    config = {"direction": "synthetic_to_real", "network": {"name": "resnet", "kwargs": {}},
+              "training": {**HOSTILE, "final_metrics": {"<b>loss</b>": 1.0, "[x](y)": 2.0}}}  # fmt: skip
+    card = model_card(config)
+    body = card.split("\n---\n", 1)[1]
+    tables = body.split("## Training", 1)[1]
+    rows = [line for line in tables.splitlines() if line.startswith("| ") and line not in ("| | |", "| --- | --- |")]
+    assert len(rows) == len(HOSTILE) + 2  # one row each: no newline or pipe made another
+    for row in rows:
+        cells = row[2:-2].split(" | ")
+        assert len(cells) == 2, row
+        assert not any(_unescaped(cell) for cell in cells), row
+    assert "https://" not in body.split("## Training", 1)[1]  # no bare URL for an autolink
+    front = yaml.safe_load(card.split("\n---\n")[0].removeprefix("---\n"))
+    assert front["handaug"]["training"]["html"] == HOSTILE["html"]  # the front matter keeps the exact value
+
+
+@pytest.mark.parametrize("final_metrics", [[1.0, 2.0], "loss 0.5", 3.5, True])
+def test_final_metrics_that_are_not_an_object_still_make_a_card(tmp_path, final_metrics):
+    """Before: AttributeError, and a folder without README.md. Now the value is shown in the training table."""
+    from handaug.hub import export_hub_folder
+
+    ckpt = make_checkpoint(tmp_path / "ckpt", training={"epochs_completed": 1, "final_metrics": final_metrics})
+    out = export_hub_folder(ckpt, tmp_path / "hub")
+    card = (out / "README.md").read_text()
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "generator.safetensors"]
+    assert "| final_metrics | " in card and "No measures were recorded" in card
+    front = yaml.safe_load(card.split("\n---\n")[0].removeprefix("---\n"))
+    assert front["handaug"]["training"]["final_metrics"] == final_metrics
+
+
+def test_a_card_that_cannot_be_made_leaves_no_files(tmp_path, monkeypatch):
+    import handaug.hub as hub
+
+    ckpt = make_checkpoint(tmp_path / "ckpt")
+    monkeypatch.setattr(hub, "model_card", lambda *a, **k: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        hub.export_hub_folder(ckpt, tmp_path / "hub")
+    assert not (tmp_path / "hub").exists() or not list((tmp_path / "hub").iterdir())
