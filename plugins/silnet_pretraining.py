@@ -36,12 +36,15 @@ import torch
 import torch.nn.functional as F
 
 from handaug.initialization import init_weights
-from handaug.plugins.geocongan import SILNET_SHAPES, SilNet
+from handaug.plugins.geocongan import GEOCONSISTENCY_BOUNDS, SILNET_SHAPES, SilNet
 from handaug.plugins.silnet_checkpoint import save_silnet
 
 __all__ = ["SilNetPretraining", "SilNetPretrainingResult", "pretrain_silnet"]
 
 DOMAINS = ("synthetic", "real")
+#: Widest SilNet layer (``base_channels * 2**depth``) pretraining builds: 2048 channels (the
+#: reference's widest is 256, handaug's 128); a 3×3 convolution at that width holds 150 MB of weights.
+MAX_SILNET_WIDTH = 2048
 
 
 @dataclass
@@ -108,6 +111,16 @@ class SilNetPretraining:
         for key in shape:
             if getattr(self, key) is not None:
                 shape[key] = getattr(self, key)
+        for key, (low, high) in GEOCONSISTENCY_BOUNDS.items():
+            value = shape[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{key} must be an integer in [{low}, {high}], got {value!r}")
+        widest = shape["base_channels"] * 2 ** shape["depth"]
+        if widest > MAX_SILNET_WIDTH:
+            raise ValueError(
+                f"base_channels x 2^depth, the widest layer, must be at most {MAX_SILNET_WIDTH}: got "
+                f"{shape['base_channels']} x 2^{shape['depth']} = {widest} (lower --base-channels or --depth)"
+            )
         return shape
 
     def check(self) -> None:

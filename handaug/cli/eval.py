@@ -31,7 +31,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from handaug.cli.argument_types import positive_int
+from handaug.cli.argument_types import batch_size, image_side, positive_int
 
 
 SUBCOMMANDS: dict[str, tuple[str, ...]] = {
@@ -66,14 +66,14 @@ def _common_parser() -> argparse.ArgumentParser:
     g.add_argument("--real", default=d.real, help="real source: procedural, a folder, or NAME:ROOT")
     g.add_argument("--synthetic-masks", help="mask pattern of a synthetic folder, e.g. '{stem}_mask.png'")
     g.add_argument("--real-masks", help="mask pattern of a real folder")
-    g.add_argument("--image-size", type=positive_int, default=d.image_size,
-                   help="square evaluation size in px, e.g. 128 for checkpoints trained on larger hands; a multiple of 16 "
+    g.add_argument("--image-size", type=image_side, default=d.image_size,
+                   help="square evaluation size in px, 16 to 4096, e.g. 128 for checkpoints trained on larger hands; a multiple of 16 "
                         "for the pose measures (default: %(default)s)")
     g.add_argument("--background", choices=("white", "black", "keep"), default=d.background,
                    help="what the background outside the hand masks becomes, as in training (default: %(default)s)")
     g.add_argument("--seed", type=int, default=d.seed, help="seed of every data set, network and sample (default: %(default)s)")
     g.add_argument("--device", default=d.device, help="torch device (default: %(default)s)")
-    g.add_argument("--batch-size", type=positive_int, default=d.batch_size)
+    g.add_argument("--batch-size", type=batch_size, default=d.batch_size)
     g.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
@@ -100,7 +100,8 @@ def _add_protocol(p: argparse.ArgumentParser) -> None:
                         "hgan: the H-GAN reference code's test (centroid crops at native resolution, raw generator output, "
                         "JPEG round trip, torch-fidelity, KID subsets of n/10; --image-size is then only the procedural "
                         "hands' size and --kid-subset-size is not used) (default: %(default)s)")
-    g.add_argument("--crop-size", type=positive_int, default=REFERENCE_CROP_SIZE, help="hgan: side of the centroid crop (default: %(default)s)")
+    g.add_argument("--crop-size", type=image_side, default=REFERENCE_CROP_SIZE,
+                   help="hgan: side of the centroid crop, 16 to 4096 px (default: %(default)s)")
     g.add_argument("--crop-offset", type=int, nargs=2, default=list(REFERENCE_CROP_OFFSET), metavar=("DX", "DY"),
                    help="hgan: shift of the crop from the mask centroid, px right and down (default: 20 -100)")
 

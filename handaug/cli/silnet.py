@@ -14,25 +14,14 @@ lowest validation loss are written to ``--out`` (``silnet.safetensors`` + ``conf
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from handaug.cli.argument_types import positive_int
-
-
-def _json_object(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}: {err}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object, got {text!r}")
-    return value
+from handaug.cli.argument_types import batch_size, bounded_int, image_side, json_object, positive_int, reader_kwargs
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from handaug.plugins.geocongan import SILNET_SHAPES
-    from handaug.plugins.silnet_pretraining import SilNetPretraining
+    from handaug.plugins.geocongan import GEOCONSISTENCY_BOUNDS, SILNET_SHAPES
+    from handaug.plugins.silnet_pretraining import MAX_SILNET_WIDTH, SilNetPretraining
 
     d = SilNetPretraining()
     parser = argparse.ArgumentParser(prog="handaug-train-silnet", description=__doc__.split("\n\n")[0].replace("``handaug-train-silnet``: ", ""),
@@ -41,23 +30,26 @@ def build_parser() -> argparse.ArgumentParser:
     g = parser.add_argument_group("network")
     g.add_argument("--shape", choices=tuple(SILNET_SHAPES), default=d.shape,
                    help="hgan: the reference's U-Net (widths 64-256, 2 poolings, conv bias); handaug: widths 16-128, 3 poolings (default: %(default)s)")
-    g.add_argument("--base-channels", type=positive_int, help="override the shape's first width")
-    g.add_argument("--depth", type=positive_int, help="override the shape's number of poolings")
+    widths, depths = GEOCONSISTENCY_BOUNDS["base_channels"], GEOCONSISTENCY_BOUNDS["depth"]
+    g.add_argument("--base-channels", type=bounded_int(*widths),
+                   help=f"override the shape's first width, {widths[0]} to {widths[1]} (the widest layer, "
+                        f"base-channels x 2^depth, at most {MAX_SILNET_WIDTH})")
+    g.add_argument("--depth", type=bounded_int(*depths), help=f"override the shape's number of poolings, {depths[0]} to {depths[1]}")
     g = parser.add_argument_group("data (both domains need hand masks)")
     g.add_argument("--synthetic", default=d.synthetic, help="procedural, a folder, or NAME:ROOT (default: %(default)s)")
     g.add_argument("--real", default=d.real, help="procedural, a folder, or NAME:ROOT (default: %(default)s)")
     g.add_argument("--synthetic-masks", help="mask pattern of a synthetic folder, e.g. '{stem}_mask.png'")
     g.add_argument("--real-masks", help="mask pattern of a real folder")
-    g.add_argument("--synthetic-kwargs", type=_json_object, default={}, help='reader options, e.g. \'{"split": "train"}\'')
-    g.add_argument("--real-kwargs", type=_json_object, default={}, help="reader options of the real source")
-    g.add_argument("--data-kwargs", type=_json_object, default={}, help="further UnpairedDataModule arguments (JSON object)")
-    g.add_argument("--crop-size", type=positive_int, default=d.crop_size, help="training crop side (default: %(default)s)")
-    g.add_argument("--val-size", type=positive_int, default=d.val_size, help="validation image side (default: %(default)s)")
+    g.add_argument("--synthetic-kwargs", type=reader_kwargs, default={}, help='reader options, e.g. \'{"split": "train"}\'')
+    g.add_argument("--real-kwargs", type=reader_kwargs, default={}, help="reader options of the real source")
+    g.add_argument("--data-kwargs", type=json_object, default={}, help="further UnpairedDataModule arguments (JSON object)")
+    g.add_argument("--crop-size", type=image_side, default=d.crop_size, help="training crop side, 16 to 4096 (default: %(default)s)")
+    g.add_argument("--val-size", type=image_side, default=d.val_size, help="validation image side, 16 to 4096 (default: %(default)s)")
     g.add_argument("--val-count", type=int, default=d.val_count, help="validation images per domain; 0: none (default: %(default)s)")
     g.add_argument("--num-workers", type=int, default=d.num_workers)
     g = parser.add_argument_group("optimisation (defaults: the reference's)")
-    g.add_argument("--batch-size", type=positive_int, default=d.batch_size)
-    g.add_argument("--val-batch-size", type=positive_int, default=d.val_batch_size)
+    g.add_argument("--batch-size", type=batch_size, default=d.batch_size)
+    g.add_argument("--val-batch-size", type=batch_size, default=d.val_batch_size)
     g.add_argument("--lr", type=float, default=d.lr)
     g.add_argument("--weight-decay", type=float, default=d.weight_decay)
     g.add_argument("--momentum", type=float, default=d.momentum)
@@ -89,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         val_batches=args.val_batches, patience=args.patience, seed=args.seed, device=args.device, num_workers=args.num_workers,
     )
     try:
+        settings.check()  # every setting, before data or a network is built
         pretrain_silnet(args.out, settings)
     except (FileNotFoundError, ValueError, ImportError, TypeError) as err:
         parser.exit(2, f"handaug-train-silnet: error: {err}\n")
