@@ -248,3 +248,39 @@ def test_a_deeply_nested_or_non_finite_annotation_is_a_skipped_listed_image(tmp_
     assert "nests arrays/objects more than 32 deep" in reasons["images/0001.png"]
     assert "NaN" in reasons["images/0002.png"] and "0002.json" in reasons["images/0002.png"]
     assert "keypoints_3d" in reasons["images/0003.png"] and "infinite" in reasons["images/0003.png"]
+
+
+# -- item 12: DST changed under a running translation --------------------------------------------
+
+
+def test_a_dst_folder_swapped_for_a_link_mid_run_is_never_written_through(tmp_path, ckpt, capsys, monkeypatch):
+    """Folders of DST were checked only when planning: DST/images swapped for a link mid-run got
+    thousands of files written outside DST and the run ended in a traceback."""
+    from handaug.translation import engine
+
+    src = write_dataset(tmp_path / "src", n=8)
+    dst = tmp_path / "dst"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    real_write = engine.write_image_atomically
+    calls = []
+
+    def swapped_before_the_third(path, rgb, journal):
+        calls.append(path)
+        if len(calls) == 3:
+            (dst / "images").rename(tmp_path / "images.old")
+            (dst / "images").symlink_to(elsewhere, target_is_directory=True)
+        real_write(path, rgb, journal)
+
+    monkeypatch.setattr(engine, "write_image_atomically", swapped_before_the_third)
+    code, _, err = run(ckpt, src, dst, "--dataset-kwargs", MASKS_JSON, "--batch-size", "2", capsys=capsys)
+    assert_one_error_line(code, err, str(dst / "images"), "symbolic link")
+    assert os.listdir(elsewhere) == []
+    before_the_swap = sorted(os.listdir(tmp_path / "images.old"))  # the folder handaug made, moved by the user
+    assert {"0000.png", "0001.png"} <= set(before_the_swap) <= {f"{i:04d}.png" for i in range(8)}  # (a write in flight may finish there)
+    assert all(cv2.imread(str(tmp_path / "images.old" / name)).shape == (32, 32, 3) for name in before_the_swap)
+
+    monkeypatch.undo()
+    code, _, err = run(ckpt, src, dst, "--dataset-kwargs", MASKS_JSON, capsys=capsys)  # a rerun refuses the link
+    assert_one_error_line(code, err, "images is a symbolic link")
+    assert os.listdir(elsewhere) == []

@@ -23,11 +23,12 @@ import numpy as np
 import pytest
 import torch
 
-from handaug import atomic_files, save_generator
+from handaug import save_generator
 from handaug.cli.translate import main
 from handaug.data.procedural_folder import write_procedural_folder
 from handaug.registry import create_generator
 from handaug.translation import engine, translate_dataset
+from handaug.translation import target as target_module
 from handaug.translation.engine import MANIFEST_FILE
 from handaug.translation.state import TargetFolderError
 from test_image_size import png_header
@@ -450,7 +451,7 @@ def test_a_full_disk_is_one_clear_line_and_leaves_no_partial_file(tmp_path, ckpt
         def __exit__(self, *exc):
             self.f.close()
 
-    monkeypatch.setattr(atomic_files, "open", FullDisk, raising=False)
+    monkeypatch.setattr(target_module, "open", FullDisk, raising=False)  # every write into DST goes through it
     code, _, err = run(ckpt, src, dst, "--dataset-kwargs", MASKS_JSON, capsys=capsys)
     assert_one_error_line(code, err, str(dst), "No space left on device")
     assert not list((dst / "images").glob("*.png")) if (dst / "images").exists() else True

@@ -532,7 +532,8 @@ def translate_dataset(
         skipped_images = [*plan.skipped_images, *(Skipped(**s) for shard in shards for s in shard["skipped_images"])]
         skipped_files = [*plan.skipped_files, *(Skipped(**s) for shard in shards for s in shard["skipped_files"])]
         skipped_targets = {plan.target_root / s.path for s in skipped_images}
-        missing = [str(job.target) for job in plan.images if job.target not in skipped_targets and not job.target.exists()]
+        missing = [str(job.target) for job in plan.images if job.target not in skipped_targets
+                   and not data.journal.target.lexists(job.target.relative_to(plan.target_root).as_posix())]
         if missing:
             raise RuntimeError(f"{len(missing)} translated images are missing after the run, e.g. {missing[:3]}")
         result = TranslationReport(

@@ -164,6 +164,7 @@ class TargetFolder:
                 with open(fd, "wb", closefd=True) as file:
                     write(file)
                     if times_ns is not None:
+                        file.flush()  # the last write would change the modification time again
                         os.utime(file.fileno(), ns=times_ns)
                 os.replace(temp, relative.name, src_dir_fd=parent, dst_dir_fd=parent)
             except BaseException as err:

@@ -10,7 +10,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from handaug import atomic_files
 from handaug.data.source_files import FileIdentity, open_source_file
 from handaug.translation.state import TEMP_SUFFIX, Journal
 
@@ -25,9 +24,12 @@ class SourceUnreadable(OSError):
 def write_image_atomically(path: Path, rgb: np.ndarray, journal: Journal) -> None:
     """Encode ``rgb`` ``(H, W, 3)`` uint8 in the format of ``path``'s extension and rename it into place.
 
-    The temporary name is recorded in ``journal`` before the file is created.
+    The temporary name is recorded in ``journal`` before the file is created. The file is
+    written through the journal's :class:`~handaug.translation.target.TargetFolder`: never
+    through a folder of DST that is (or became during the run) a symbolic link.
 
     Raises:
+        LinkInTarget: a folder of ``path`` in DST is a symbolic link or not a folder.
         OSError: the image cannot be encoded or written (the error names ``path``).
     """
     ext = path.suffix.lower()
@@ -35,7 +37,8 @@ def write_image_atomically(path: Path, rgb: np.ndarray, journal: Journal) -> Non
     ok, encoded = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise OSError(f"could not encode {path} as {ext}")
-    atomic_files.write_bytes_atomically(path, encoded.tobytes(), suffix=TEMP_SUFFIX, before_create=journal.before_create(path))
+    data = encoded.tobytes()
+    journal.target.write_atomically(_relative(path, journal), lambda file: file.write(data), TEMP_SUFFIX, journal.before_create(path))
 
 
 def copy_atomically(source: Path, target: Path, journal: Journal, expected: FileIdentity | None = None) -> None:
@@ -47,6 +50,7 @@ def copy_atomically(source: Path, target: Path, journal: Journal, expected: File
 
     Raises:
         SourceUnreadable: ``source`` cannot be opened, is not a regular file or is not the planned file.
+        LinkInTarget: a folder of ``target`` in DST is a symbolic link (as :func:`write_image_atomically`).
         OSError: the copy cannot be written (the error names ``target``).
     """
     try:
@@ -55,13 +59,14 @@ def copy_atomically(source: Path, target: Path, journal: Journal, expected: File
     except OSError as err:
         raise SourceUnreadable(err.errno, f"cannot be read: {err.strerror or err}", str(source)) from err
     with reader:
-        try:
-            with atomic_files.replaced_atomically(target, TEMP_SUFFIX, before_create=journal.before_create(target)) as tmp:
-                with open(tmp, "wb") as out:
-                    shutil.copyfileobj(reader, out, 1 << 20)
-                os.utime(tmp, ns=(times.st_atime_ns, times.st_mtime_ns))
-        except OSError as err:
-            raise atomic_files.with_filename(err, target) from err
+        journal.target.write_atomically(
+            _relative(target, journal), lambda out: shutil.copyfileobj(reader, out, 1 << 20), TEMP_SUFFIX,
+            journal.before_create(target), times_ns=(times.st_atime_ns, times.st_mtime_ns),
+        )
+
+
+def _relative(path: Path, journal: Journal) -> str:
+    return Path(path).relative_to(journal.target_root).as_posix()
 
 
 class BackgroundWriter:
