@@ -53,7 +53,8 @@ def save_silnet(silnet: SilNet, path: str | os.PathLike[str], *, training: dict[
         training: free-form JSON summary of how it was trained.
 
     Raises:
-        ValueError: ``silnet`` is not a :class:`SilNet`, or ``training`` holds non-JSON values.
+        ValueError: ``silnet`` is not a :class:`SilNet`, a tensor holds NaN or infinite values (a
+            diverged training run: nothing is written), or ``training`` holds non-JSON values.
     """
     if not isinstance(silnet, SilNet):
         raise ValueError(f"silnet must be a handaug SilNet, got {type(silnet).__name__}")
@@ -61,6 +62,13 @@ def save_silnet(silnet: SilNet, path: str | os.PathLike[str], *, training: dict[
         summary = json.loads(json.dumps(training or {}, allow_nan=False))
     except (TypeError, ValueError) as err:
         raise ValueError(f"training must hold only finite JSON values: {err}") from None
+    for name, tensor in silnet.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ValueError(
+                f"SilNet tensor {name!r} has {bad} NaN or infinite values of {tensor.numel()} (training diverged: lower "
+                f"the learning rate or momentum); nothing was written to {str(path)!r}"
+            )
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     # Serialised in memory and written by handaug's atomic writer: mode 0o666 less the umask (safetensors'

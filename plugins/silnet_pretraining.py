@@ -45,6 +45,15 @@ DOMAINS = ("synthetic", "real")
 #: Widest SilNet layer (``base_channels * 2**depth``) pretraining builds: 2048 channels (the
 #: reference's widest is 256, handaug's 128); a 3×3 convolution at that width holds 150 MB of weights.
 MAX_SILNET_WIDTH = 2048
+#: Optimiser settings pretraining accepts: name → (low, high, the interval as written). RMSprop's
+#: momentum must stay below 1 (at 1 or more the steps grow without end: NaN weights).
+HYPERPARAMETER_BOUNDS: dict[str, tuple[float, float, str]] = {
+    "lr": (0.0, 10.0, "(0, 10]"),
+    "weight_decay": (0.0, 1.0, "[0, 1]"),
+    "momentum": (0.0, 1.0, "[0, 1)"),
+    "clip_norm": (0.0, 1e6, "(0, 1e+06]"),
+    "init_gain": (0.0, 10.0, "[0, 10]"),
+}
 
 
 @dataclass
@@ -133,14 +142,13 @@ class SilNetPretraining:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-        for name in ("lr", "clip_norm"):
+        for name, (low, high, interval) in HYPERPARAMETER_BOUNDS.items():
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        for name in ("weight_decay", "momentum", "init_gain"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+            inside = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            inside = inside and (value > low if interval[0] == "(" else value >= low)
+            inside = inside and (value < high if interval[-1] == ")" else value <= high)
+            if not inside:
+                raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
         self.network_shape()
 
 
@@ -202,12 +210,16 @@ def _segmentation_loss(silnet: SilNet, batch: dict[str, dict[str, torch.Tensor]]
 def _validate(silnet: SilNet, loader: Any, limit: int, rng: random.Random, device: torch.device) -> float:
     silnet.eval()
     losses = []
-    for i, batch in enumerate(loader):
-        if i >= limit:
-            break
-        losses.append(float(_segmentation_loss(silnet, batch, DOMAINS[rng.random() > 0.5], device)))
+    with torch.no_grad():
+        for i, batch in enumerate(loader):
+            if i >= limit:
+                break
+            losses.append(float(_segmentation_loss(silnet, batch, DOMAINS[rng.random() > 0.5], device)))
     silnet.train()
-    return sum(losses) / max(len(losses), 1)
+    value = sum(losses) / max(len(losses), 1)
+    if not math.isfinite(value):
+        raise ValueError(f"SilNet pretraining diverged: the validation loss is {value} (lower --lr or --momentum)")
+    return value
 
 
 def pretrain_silnet(
@@ -258,6 +270,11 @@ def pretrain_silnet(
             if i >= per_epoch or done():
                 break
             loss = _segmentation_loss(silnet, batch, DOMAINS[domain_rng.random() > 0.5], device)
+            if not bool(torch.isfinite(loss.detach())):
+                raise ValueError(
+                    f"SilNet pretraining diverged at step {step + 1}: the training loss is {float(loss.detach())} "
+                    f"(lower --lr or --momentum); {out} keeps only weights saved before, if any"
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(silnet.parameters(), s.clip_norm)

@@ -80,3 +80,71 @@ def test_sizes_within_the_bounds_still_parse():
     assert (args.depth, args.base_channels, args.crop_size, args.synthetic_kwargs["image_size"]) == (8, 4, 16, 4096)
     args = eval_cli.build_parser().parse_args(["fid", "--ckpt", "c", "--protocol", "hgan", "--crop-size", "4096"])
     assert args.crop_size == 4096
+
+
+# ----------------------------------------------------------------------------- 11. hyperparameters, non-finite weights
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [(["--momentum", "1e308"], "argument --momentum: expected a number in [0, 1), got 1e308"),
+     (["--momentum", "1"], "argument --momentum: expected a number in [0, 1), got 1"),
+     (["--lr", "nan"], "argument --lr: expected a number in (0, 10], got nan"),
+     (["--lr", "0"], "argument --lr: expected a number in (0, 10], got 0"),
+     (["--weight-decay", "-1"], "argument --weight-decay: expected a number in [0, 1], got -1"),
+     (["--clip-norm", "inf"], "argument --clip-norm: expected a number in (0, 1e+06], got inf")],
+)  # fmt: skip
+def test_silnet_hyperparameters_are_bounded(args, expected, tripwire, capsys, tmp_path):
+    line = refused(silnet_cli.main, ["--out", str(tmp_path / "s"), *args], capsys)
+    assert expected in line, line
+
+
+def test_the_api_refuses_the_same_hyperparameters():
+    from handaug.plugins.silnet_pretraining import SilNetPretraining
+
+    for name, value, interval in (("momentum", 1e308, "[0, 1)"), ("lr", 11.0, "(0, 10]"), ("weight_decay", True, "[0, 1]")):
+        with pytest.raises(ValueError) as err:
+            SilNetPretraining(**{name: value}).check()
+        assert f"{name} must be a number in {interval}, got {value!r}" in str(err.value)
+
+
+def test_non_finite_silnet_weights_are_never_saved(tmp_path):
+    import torch
+
+    from handaug.plugins.geocongan import SilNet
+    from handaug.plugins.silnet_checkpoint import save_silnet
+
+    net = SilNet(base_channels=4, depth=2)
+    with torch.no_grad():
+        next(net.parameters())[0] = float("nan")
+    name = next(n for n, _ in net.named_parameters())
+    with pytest.raises(ValueError, match=rf"SilNet tensor '{name}' has \d+ NaN or infinite values .*nothing was written"):
+        save_silnet(net, tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_diverging_pretraining_stops_with_one_line_and_saves_nothing(tmp_path, monkeypatch, capsys):
+    """Before: `--momentum 1e308` reported success and saved 66 of 76 tensors non-finite. A loss that becomes
+    NaN or infinite (whatever the cause) now stops the run with one line, and no non-finite weights are kept."""
+    import torch
+
+    import handaug.plugins.silnet_pretraining as pretraining
+
+    real = pretraining._segmentation_loss
+    calls = []
+
+    def diverging(*args, **kwargs):  # the second training step's loss is infinite
+        loss = real(*args, **kwargs)
+        if not torch.is_grad_enabled():
+            return loss  # validation
+        calls.append(1)
+        return loss * float("inf") if len(calls) >= 2 else loss
+
+    monkeypatch.setattr(pretraining, "_segmentation_loss", diverging)
+    argv = ["--out", str(tmp_path / "s"), "--base-channels", "4", "--crop-size", "32", "--val-size", "32", "--val-count", "2",
+            "--batch-size", "2", "--max-steps", "3", "--val-every", "1",
+            "--synthetic-kwargs", '{"image_size": 48, "length": 8}', "--real-kwargs", '{"image_size": 48, "length": 8}']  # fmt: skip
+    line = refused(silnet_cli.main, argv, capsys)
+    assert line.startswith("handaug-train-silnet: error: SilNet pretraining diverged at step 2: the training loss is inf"), line
+    if (tmp_path / "s").exists():  # what was kept (step 1's weights) is finite and loads
+        from handaug.plugins.silnet_checkpoint import load_silnet
+
+        assert all(torch.isfinite(t).all() for t in load_silnet(tmp_path / "s").state_dict().values())

@@ -16,12 +16,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from handaug.cli.argument_types import batch_size, bounded_int, image_side, json_object, positive_int, reader_kwargs
+from handaug.cli.argument_types import (
+    batch_size, bounded_float, bounded_int, image_side, json_object, positive_int, reader_kwargs,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     from handaug.plugins.geocongan import GEOCONSISTENCY_BOUNDS, SILNET_SHAPES
-    from handaug.plugins.silnet_pretraining import MAX_SILNET_WIDTH, SilNetPretraining
+    from handaug.plugins.silnet_pretraining import HYPERPARAMETER_BOUNDS, MAX_SILNET_WIDTH, SilNetPretraining
 
     d = SilNetPretraining()
     parser = argparse.ArgumentParser(prog="handaug-train-silnet", description=__doc__.split("\n\n")[0].replace("``handaug-train-silnet``: ", ""),
@@ -50,10 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     g = parser.add_argument_group("optimisation (defaults: the reference's)")
     g.add_argument("--batch-size", type=batch_size, default=d.batch_size)
     g.add_argument("--val-batch-size", type=batch_size, default=d.val_batch_size)
-    g.add_argument("--lr", type=float, default=d.lr)
-    g.add_argument("--weight-decay", type=float, default=d.weight_decay)
-    g.add_argument("--momentum", type=float, default=d.momentum)
-    g.add_argument("--clip-norm", type=float, default=d.clip_norm, help="gradient L2 norm limit (default: %(default)s)")
+    bounds = {name: bounded_float(low, high, low_open=interval[0] == "(", high_open=interval[-1] == ")")
+              for name, (low, high, interval) in HYPERPARAMETER_BOUNDS.items()}  # fmt: skip
+    g.add_argument("--lr", type=bounds["lr"], default=d.lr, help="(0, 10] (default: %(default)s)")
+    g.add_argument("--weight-decay", type=bounds["weight_decay"], default=d.weight_decay, help="[0, 1] (default: %(default)s)")
+    g.add_argument("--momentum", type=bounds["momentum"], default=d.momentum, help="[0, 1) (default: %(default)s)")
+    g.add_argument("--clip-norm", type=bounds["clip_norm"], default=d.clip_norm,
+                   help="gradient L2 norm limit, (0, 1e6] (default: %(default)s)")
     g.add_argument("--max-epochs", type=positive_int, default=d.max_epochs)
     g.add_argument("--max-batches-per-epoch", type=positive_int, default=d.max_batches_per_epoch)
     g.add_argument("--max-steps", type=positive_int, help="stop after this many training batches")
