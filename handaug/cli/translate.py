@@ -11,6 +11,8 @@ is written to DST/handaug-translate.json.
 handaug-translate changes only files it wrote into DST (its journal in DST/.handaug-translate/
 lists them) and never writes into SRC. DST must be new, empty or an earlier handaug-translate
 output of the same checkpoint and settings; another run writing to DST holds its lock.
+It never follows a symbolic link inside DST, nor one out of SRC (also one put there while it
+runs): such files are refused or skipped and listed.
 """
 
 from __future__ import annotations
