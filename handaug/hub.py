@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from handaug.pretrained import OFFLINE_ENV
+from handaug.pretrained import OFFLINE_ENV, env_flag, offline_requested
 
 #: The prefix that marks a Hub name.
 HF_SCHEME = "hf://"
@@ -139,7 +139,8 @@ def fetch_checkpoint(name: str) -> Path:
     checkpoint directory inside the cache's snapshot, or the ``.safetensors`` file.
 
     Only ``generator.safetensors`` and ``config.json`` (or the named ``.safetensors`` file) are
-    fetched. With ``HF_HUB_OFFLINE=1`` or ``HANDAUG_OFFLINE`` set, only the cache is used.
+    fetched. With ``HF_HUB_OFFLINE=1`` or ``HANDAUG_OFFLINE=1`` set, only the cache is used (``0``,
+    ``false``, ``no`` or ``off`` mean online).
 
     Raises:
         ValueError: a malformed name (see :func:`parse_hub_name`).
@@ -161,23 +162,44 @@ def fetch_checkpoint(name: str) -> Path:
     else:
         prefix = location.path_in_repo + "/" if location.path_in_repo else ""
         files = [prefix + CONFIG_FILE, prefix + WEIGHTS_FILE]
-    offline = bool(os.environ.get(OFFLINE_ENV))
+    why_offline = _offline_reason()
+    offline = why_offline is not None
     revision = location.revision
     local: list[Path] = []
     for filename in files:
         try:
             path = Path(hf_hub_download(location.repo_id, filename, revision=revision, local_files_only=offline))
         except (OSError, ValueError) as err:  # huggingface_hub's errors: not found, not cached, HTTP, offline
-            where = "in the Hub cache (offline)" if offline else "on the Hugging Face Hub or in its cache"
+            what = f"checkpoint {name!r}: {filename!r} of {location.repo_id!r} (revision {location.revision or 'default'})"
+            if offline:  # only the cache was asked: say so, not "check your connection"
+                raise FileNotFoundError(
+                    f"{what} was not found in the Hub cache, and downloads are off ({why_offline}): check the name, "
+                    "or fetch it once with network access"
+                ) from None
             raise FileNotFoundError(
-                f"checkpoint {name!r}: {filename!r} of {location.repo_id!r} (revision "
-                f"{location.revision or 'default'}) was not found {where}: {type(err).__name__}: {_first_line(err)}"
+                f"{what} was not found on the Hugging Face Hub or in its cache: {type(err).__name__}: {_first_line(err)}"
             ) from None
         # The cache keeps files under snapshots/<commit>/<filename>: the next file comes from the
         # same commit, so a branch that moves between the two downloads cannot mix two versions.
         revision = path.parents[len(Path(filename).parts) - 1].name
         local.append(path)
     return local[0] if len(files) == 1 else local[0].parent
+
+
+def _offline_reason() -> str | None:
+    """Why only the Hub cache may be used (``"HANDAUG_OFFLINE is set"``, ``"HF_HUB_OFFLINE is set"``), or ``None``.
+
+    Both variables are on/off flags: ``0``, ``false``, ``no``, ``off`` or empty mean online.
+    """
+    if offline_requested():
+        return f"{OFFLINE_ENV} is set"
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        constants = None
+    if env_flag("HF_HUB_OFFLINE") or bool(getattr(constants, "HF_HUB_OFFLINE", False)):
+        return "HF_HUB_OFFLINE is set"
+    return None
 
 
 def _first_line(err: BaseException) -> str:

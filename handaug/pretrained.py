@@ -5,7 +5,8 @@ Nothing is downloaded at import time. A network that needs pretrained weights as
 
 1. an explicit path given by the user (``vgg_weights="/data/vgg16-397923af.pth"``), or
 2. the torch hub cache, ``$TORCH_HOME/hub/checkpoints/<file>`` (where torchvision puts it), or
-3. a download into that cache, unless ``HANDAUG_OFFLINE`` is set to a non-empty value.
+3. a download into that cache, unless ``HANDAUG_OFFLINE`` is set (to anything but empty, ``0``,
+   ``false``, ``no`` or ``off``).
 
 When none of these works, the error names the file, the folder to put it in, and the URL.
 Weights are read with safetensors or ``torch.load(..., weights_only=True)``: never unpickled.
@@ -24,6 +25,18 @@ import torch
 from handaug.atomic_files import replaced_atomically
 
 OFFLINE_ENV = "HANDAUG_OFFLINE"
+#: Values of an on/off environment variable that mean off (compared in lower case, stripped).
+OFF_VALUES: tuple[str, ...] = ("", "0", "false", "no", "off")
+
+
+def env_flag(name: str) -> bool:
+    """Whether the environment variable ``name`` is on: set to anything but empty, 0, false, no or off."""
+    return os.environ.get(name, "").strip().lower() not in OFF_VALUES
+
+
+def offline_requested() -> bool:
+    """Whether ``HANDAUG_OFFLINE`` asks for no downloads (``HANDAUG_OFFLINE=0`` does not)."""
+    return env_flag(OFFLINE_ENV)
 
 
 @dataclass(frozen=True)
@@ -117,7 +130,7 @@ def load_pretrained(spec: PretrainedFile, *, argument: str, allow_download: bool
     """
     cached = hub_checkpoint_dir() / spec.filename
     if not cached.is_file():
-        if not allow_download or os.environ.get(OFFLINE_ENV):
+        if not allow_download or offline_requested():
             raise FileNotFoundError(missing_weights_message(spec, argument, f"{cached} does not exist and downloads are off"))
         try:
             _download(spec, cached)

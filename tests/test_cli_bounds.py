@@ -148,3 +148,46 @@ def test_a_diverging_pretraining_stops_with_one_line_and_saves_nothing(tmp_path,
         from handaug.plugins.silnet_checkpoint import load_silnet
 
         assert all(torch.isfinite(t).all() for t in load_silnet(tmp_path / "s").state_dict().values())
+
+
+# ----------------------------------------------------------------------------- 15. small messages
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [(["--seed", str(2**70)], f"argument --seed: expected an integer in [0, 4294967295], got {2**70}"),
+     (["--seed", "-1"], "argument --seed: expected an integer in [0, 4294967295], got -1"),
+     (["--device", "meta"], "argument --device: the meta device holds no data"),
+     (["--device", "cuda:7"], "argument --device: cuda:7 is not available: this process sees"),
+     (["--device", "banana"], "argument --device: expected a torch device such as cpu, cuda or cuda:0, got banana")],
+)  # fmt: skip
+def test_silnet_seed_and_device_are_one_usage_line(args, expected, tripwire, capsys, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    line = refused(silnet_cli.main, ["--out", str(tmp_path / "s"), *args], capsys)
+    assert expected in line, line
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [(["--threads", "100000"], "argument --threads: expected an integer in [1, 1024], got 100000"),
+     (["--seed", str(2**70)], "argument --seed: expected an integer in [0, 4294967295]"),
+     (["--device", "meta"], "argument --device: the meta device holds no data"),
+     (["--out", "/dev/null"], "argument --out: '/dev/null' exists and is not a folder")],
+)  # fmt: skip
+def test_eval_threads_seed_device_and_out_are_one_usage_line(args, expected, tripwire, capsys, tmp_path):
+    line = refused(eval_cli.main, ["grid", "--ckpt", str(tmp_path), *args], capsys)
+    assert line.startswith("handaug-eval") and expected in line, line
+
+
+def test_a_newline_in_an_eval_label_is_refused_and_never_reaches_the_report(tripwire, capsys, tmp_path):
+    """Before: `--ckpt $'best\\n# Pwned=PATH'` wrote a heading into report.md."""
+    line = refused(eval_cli.main, ["grid", "--ckpt", f"best\n# Pwned={tmp_path}", "--out", str(tmp_path / "o")], capsys)
+    assert "the label must be one line of printable text" in line and "'best\\n# Pwned'" in line, line
+
+
+def test_report_lines_quote_labels_and_paths_on_one_line(tmp_path):
+    from handaug.metrics.suite import _code, checkpoint_label
+
+    folder = tmp_path / "run\n# heading"
+    assert checkpoint_label(folder / "export") == "run\\n# heading/export"
+    assert _code("a`b\nc") == "`` a`b\\nc ``" and _code("plain") == "`plain`"

@@ -404,3 +404,31 @@ def test_a_card_that_cannot_be_made_leaves_no_files(tmp_path, monkeypatch):
     with pytest.raises(ZeroDivisionError):
         hub.export_hub_folder(ckpt, tmp_path / "hub")
     assert not (tmp_path / "hub").exists() or not list((tmp_path / "hub").iterdir())
+
+
+# ----------------------------------------------------------------------------- issue 20, 15. offline switches
+def test_hf_hub_offline_alone_says_offline_not_connection(published, monkeypatch):
+    """HF_HUB_OFFLINE=1 without HANDAUG_OFFLINE: a name that is not cached used to be reported as a
+    connection problem ("check your connection"); it is a cache miss while downloads are off."""
+    monkeypatch.delenv("HANDAUG_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)  # what huggingface_hub read at import
+    with pytest.raises(FileNotFoundError) as err:
+        read_checkpoint("hf://acme/unknown")
+    message = str(err.value)
+    assert "was not found in the Hub cache, and downloads are off (HF_HUB_OFFLINE is set)" in message, message
+    assert "connection" not in message.lower()
+    assert read_checkpoint("hf://acme/hands").config  # what is cached still resolves
+
+
+@pytest.mark.parametrize(("value", "offline"), [("1", True), ("yes", True), ("TRUE", True), ("0", False),
+                                                ("false", False), ("No", False), ("off", False), ("", False)])  # fmt: skip
+def test_handaug_offline_0_means_online(monkeypatch, value, offline):
+    from handaug.hub import _offline_reason
+    from handaug.pretrained import offline_requested
+
+    monkeypatch.setenv("HANDAUG_OFFLINE", value)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", False)
+    assert offline_requested() is offline
+    assert (_offline_reason() == "HANDAUG_OFFLINE is set") is offline

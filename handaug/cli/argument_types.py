@@ -21,6 +21,10 @@ MAX_IMAGE_SIDE = 4096
 MIN_IMAGE_SIDE = 16
 #: Largest batch a command line accepts.
 MAX_BATCH_SIZE = 4096
+#: Seeds are 32-bit (NumPy's limit; torch and Python take them too).
+MAX_SEED = 2**32 - 1
+#: Most CPU threads a command line may ask torch for.
+MAX_THREADS = 1024
 #: Options of dataset readers that are image sides, bounded like ``--image-size`` in ``--*-kwargs``.
 IMAGE_SIDE_KEYS: tuple[str, ...] = ("image_size",)
 
@@ -76,6 +80,33 @@ def bounded_float(low: float, high: float, *, low_open: bool = False, high_open:
 image_side = bounded_int(MIN_IMAGE_SIDE, MAX_IMAGE_SIDE)
 #: A batch size: an integer in [1, MAX_BATCH_SIZE].
 batch_size = bounded_int(1, MAX_BATCH_SIZE)
+#: A seed: an integer in [0, MAX_SEED].
+seed = bounded_int(0, MAX_SEED)
+#: A number of CPU threads: an integer in [1, MAX_THREADS].
+threads = bounded_int(1, MAX_THREADS)
+
+
+def torch_device(text: str) -> str:
+    """``text`` if it names a torch device this process can compute on now (``cpu``, ``cuda``,
+    ``cuda:N`` with N below the number of CUDA devices, ``mps``, ...); not ``meta``, which holds no data."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected a torch device such as cpu, cuda or cuda:0, got {_short(text)}") from None
+    if device.type == "meta":
+        raise argparse.ArgumentTypeError("the meta device holds no data, so nothing can be computed there; use cpu or cuda")
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index is not None and device.index >= count):
+            raise argparse.ArgumentTypeError(f"{_short(text)} is not available: this process sees {count} CUDA device(s)")
+    elif device.type != "cpu":
+        backend = getattr(torch.backends, device.type, None) if device.type == "mps" else getattr(torch, device.type, None)
+        available = getattr(backend, "is_available", None)
+        if available is None or not available():
+            raise argparse.ArgumentTypeError(f"{_short(text)} is not available in this process; use cpu or cuda")
+    return text
 
 
 def reader_kwargs(text: str) -> dict[str, Any]:

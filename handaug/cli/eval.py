@@ -29,9 +29,10 @@ registered datasets (as for ``handaug-train``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from handaug.cli.argument_types import batch_size, image_side, positive_int
+from handaug.cli.argument_types import batch_size, image_side, positive_int, seed, threads, torch_device
 
 
 SUBCOMMANDS: dict[str, tuple[str, ...]] = {
@@ -71,10 +72,11 @@ def _common_parser() -> argparse.ArgumentParser:
                         "for the pose measures (default: %(default)s)")
     g.add_argument("--background", choices=("white", "black", "keep"), default=d.background,
                    help="what the background outside the hand masks becomes, as in training (default: %(default)s)")
-    g.add_argument("--seed", type=int, default=d.seed, help="seed of every data set, network and sample (default: %(default)s)")
-    g.add_argument("--device", default=d.device, help="torch device (default: %(default)s)")
+    g.add_argument("--seed", type=seed, default=d.seed,
+                   help="seed of every data set, network and sample, 0 to 2^32-1 (default: %(default)s)")
+    g.add_argument("--device", type=torch_device, default=d.device, help="torch device: cpu, cuda, cuda:N, mps (default: %(default)s)")
     g.add_argument("--batch-size", type=batch_size, default=d.batch_size)
-    g.add_argument("--threads", type=positive_int, help="torch CPU threads (default: torch's choice)")
+    g.add_argument("--threads", type=threads, help="torch CPU threads, 1 to 1024 (default: torch's choice)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -226,6 +228,8 @@ def settings_from_args(args: argparse.Namespace):  # noqa: ANN201 - EvalSettings
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        parser.error(f"argument --out: {args.out!r} exists and is not a folder; give the folder to write the report into")
 
     import torch
 
@@ -242,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         checkpoints = parse_checkpoints(args.ckpt)
         suite = EvalSuite(checkpoints, out=args.out, settings=settings_from_args(args))
         suite.run(SUBCOMMANDS[args.command])
-    except (FileNotFoundError, ValueError, ImportError) as err:
+    except (OSError, ValueError, ImportError) as err:  # OSError: also a report folder that cannot be written
         parser.exit(2, f"handaug-eval: error: {err}\n")
     print(f"report: {suite.out / 'report.md'}")
     return 0

@@ -17,7 +17,7 @@ import argparse
 import sys
 
 from handaug.cli.argument_types import (
-    batch_size, bounded_float, bounded_int, image_side, json_object, positive_int, reader_kwargs,
+    batch_size, bounded_float, bounded_int, image_side, json_object, positive_int, reader_kwargs, seed, torch_device,
 )
 
 
@@ -65,8 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--val-every", type=positive_int, help="training batches between validations (default: a fifth of an epoch)")
     g.add_argument("--val-batches", type=positive_int, default=d.val_batches)
     g.add_argument("--patience", type=positive_int, default=d.patience, help="validations without improvement before stopping")
-    g.add_argument("--seed", type=int, default=d.seed)
-    g.add_argument("--device", default=d.device, help="torch device (default: %(default)s)")
+    g.add_argument("--seed", type=seed, default=d.seed, help="0 to 2^32-1 (default: %(default)s)")
+    g.add_argument("--device", type=torch_device, default=d.device, help="torch device: cpu, cuda, cuda:N, mps (default: %(default)s)")
     return parser
 
 

@@ -50,14 +50,24 @@ def checkpoint_label(path: PathLike) -> str:
     name = p.stem if p.suffix == ".safetensors" else p.name
     if name in ("export", "checkpoint", "ckpt", "generator", "") and p.parent.name:
         name = f"{p.parent.name}/{name}"
-    return name
+    return _one_line(name)
+
+
+def _one_line(text: str) -> str:
+    """``text`` with newlines and other control characters written as escapes (``\\n``): one line of printable text."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+#: Longest checkpoint label (``--ckpt LABEL=PATH``).
+MAX_LABEL_LENGTH = 200
 
 
 def parse_checkpoints(specs: list[str]) -> dict[str, str]:
     """``["PATH", "LABEL=PATH", ...]`` → ``{label: path}`` (labels made unique); paths must exist.
 
     Raises:
-        ValueError: no checkpoints.
+        ValueError: no checkpoints, or a label that is not one line of printable text (a newline
+            in a label would start a heading in ``report.md``) or is longer than 200 characters.
         FileNotFoundError: a path that does not exist.
     """
     if not specs:
@@ -69,12 +79,24 @@ def parse_checkpoints(specs: list[str]) -> dict[str, str]:
             label, path = "", spec
         if not os.path.exists(path) and not is_hub_name(path):  # hf:// names are fetched when loaded
             raise FileNotFoundError(f"ckpt {path!r} does not exist")
+        if label and (not label.isprintable() or len(label) > MAX_LABEL_LENGTH):
+            raise ValueError(
+                f"ckpt {spec[:300]!r}: the label must be one line of printable text of at most "
+                f"{MAX_LABEL_LENGTH} characters, got {label[:300]!r}"
+            )
         label = label or checkpoint_label(path)
         unique, k = label, 2
         while unique in result:
             unique, k = f"{label} #{k}", k + 1
         result[unique] = path
     return result
+
+
+def _code(text: str) -> str:
+    """``text`` as one Markdown code span on one line (fenced with more backticks than it holds)."""
+    text = _one_line(str(text))
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence} {text} {fence}" if "`" in text else f"`{text}`"
 
 
 def _slug(label: str) -> str:
@@ -396,7 +418,7 @@ class EvalSuite:
     def write_report(self) -> tuple[Path, Path]:
         """``report.md`` (every table so far, figures linked) and ``results.json`` in ``out``."""
         lines = ["# handaug evaluation", ""]
-        lines += [f"- `{label}`: `{path}`" for label, path in self.checkpoints.items()]
+        lines += [f"- {_code(label)}: {_code(path)}" for label, path in self.checkpoints.items()]
         lines.append("")
         for table in self.tables.values():
             lines += [table.to_markdown(), ""]
