@@ -5,22 +5,31 @@
     python benchmarks/transform_speed.py --device cuda --sizes 256 --batch 64   # on a GPU
 
 The baseline is what a user would write by hand: the generator in eval mode, fp32, NCHW,
-``torch.no_grad()``, uint8 → [-1, 1] → generator → uint8, and ``torch.where`` with the mask
-for the composite. SynthToReal runs with its defaults (``precision="auto"``) and, in the
-hand-crop rows, ``hand_crop=True``. Both get the same uint8 batches of procedural hands on a
-noise background with hands covering at most a quarter of the frame (the measured fraction is
-printed, and the share of the frame inside the hand-crop windows). Each figure is the median of ``--repeats`` timed runs after one warm-up; the ratio is
-SynthToReal's images/s over the baseline's.
+``torch.no_grad()``, uint8 → [-1, 1] → generator → uint8, and ``torch.where`` with the mask for
+the composite. Next to it, on a GPU, the same generator under plain bf16 autocast (NCHW, no
+handaug): what one line of ``torch.autocast`` buys. The SynthToReal rows are its defaults
+(``precision="auto"``; on CUDA ``compile=None`` compiles) and the variants that explain them:
+``compile=False``, and on CUDA the default without the space-to-depth folding of the thin 7×7
+convolutions (:mod:`handaug.space_to_depth`). The hand-crop rows translate a window around each
+hand (``hand_crop=True``). All get the same uint8 batches of procedural hands on a noise
+background (hands covering about 7 % of the frame: the measured share is printed, with the share
+inside the hand-crop windows and the number of window sizes).
+
+Each figure is the median of ``--repeats`` timed runs after warm-up (a compiled variant's first
+call, the compilation, is timed separately and printed). The ratio is images/s over the eager
+fp32 baseline's. ``diff`` is the mean and largest uint8 difference from the baseline's output
+(hand-crop rows: from the same SynthToReal's full-frame output, inside the hands).
 
 Without ``--ckpt`` the generator is the paper's msH-GAN4 size (ResNet, ngf 64, 4 blocks) with
-random weights: speed does not depend on the weights. On CUDA the script also reports the
-fraction of the GPU's dense bf16 peak reached (FLOPs counted with torch's FlopCounterMode;
-peak from ``--peak-tflops`` or a table of known GPUs).
+random weights: speed does not depend on the weights. On CUDA the script reports the fraction of
+the GPU's dense bf16 peak reached (FLOPs of the original generator counted with torch's
+FlopCounterMode; peak from ``--peak-tflops`` or a table of known GPUs).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -38,6 +47,7 @@ BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "R
 
 
 def hand_batch(size: int, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``batch`` procedural hands at ``size`` px: (B, 3, H, W) uint8 images and (B, 1, H, W) bool masks."""
     data = ProceduralHands("synthetic", image_size=size, length=batch, seed=seed, background="noise", hand_scale=(0.3, 0.5))
     samples = [data[i] for i in range(batch)]
     images = torch.stack([torch.from_numpy(s["image"]).permute(2, 0, 1) for s in samples])
@@ -45,30 +55,43 @@ def hand_batch(size: int, batch: int, seed: int = 0) -> tuple[torch.Tensor, torc
     return images, masks
 
 
-def baseline(generator: torch.nn.Module) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
+def baseline(generator: torch.nn.Module, autocast: torch.dtype | None = None) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
+    """The translation a user writes by hand (optionally under ``torch.autocast``)."""
+
     def run(images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
-        with torch.no_grad():
-            y = generator(images.float() / 127.5 - 1)
-            out = ((y + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-            return out if masks is None else torch.where(masks, out, images)
+        with torch.no_grad(), torch.autocast(images.device.type, dtype=autocast or torch.float32, enabled=autocast is not None):
+            y = generator(images.float() / 127.5 - 1).float()
+        out = ((y + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        return out if masks is None else torch.where(masks, out, images)
 
     return run
 
 
-def median_seconds(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
-    fn()
-    sync()
+
+def median_seconds(fn: Callable[[], object], repeats: int, device: torch.device, warmup: int = 2) -> float:
+    """Median wall time of ``fn`` over ``repeats`` runs after ``warmup`` runs (device synchronised)."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        sync()
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def first_call_seconds(fn: Callable[[], object], device: torch.device) -> float:
+    synchronize(device)
+    start = time.perf_counter()
+    fn()
+    synchronize(device)
+    return time.perf_counter() - start
 
 
 def flops_per_image(generator: torch.nn.Module, size: int, device: torch.device) -> float:
@@ -80,6 +103,36 @@ def flops_per_image(generator: torch.nn.Module, size: int, device: torch.device)
     return float(counter.get_total_flops())
 
 
+def difference(a: torch.Tensor, b: torch.Tensor, where: torch.Tensor | None = None) -> tuple[float, int]:
+    """Mean and largest absolute uint8 difference (inside ``where`` if given)."""
+    d = (a.int() - b.int()).abs()
+    if where is not None:
+        d = d[where.expand_as(d)]
+    return float(d.float().mean()), int(d.max())
+
+
+def peak_tflops(device: torch.device, given: float | None) -> float | None:
+    if given or device.type != "cuda":
+        return given
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
+
+
+def variants(ckpt: str, device: torch.device, quick: bool = False) -> dict[str, tuple[handaug.SynthToReal, bool]]:
+    """Name → (SynthToReal, uses the mask as hand crop). ``quick``: the defaults only."""
+    rows: dict[str, tuple[handaug.SynthToReal, bool]] = {"SynthToReal default": (handaug.SynthToReal(ckpt, device=device), False)}
+    if device.type == "cuda" and not quick:
+        rows["  compile=False"] = (handaug.SynthToReal(ckpt, device=device, compile=False), False)
+        unfolded = handaug.SynthToReal(ckpt, device=device)
+        unfolded.FOLD_THIN_CONVS_ON = ()  # instance attribute: this object only
+        rows["  without space-to-depth"] = (unfolded, False)
+        rows["masked composite"] = (rows["SynthToReal default"][0], False)
+    rows["hand_crop"] = (handaug.SynthToReal(ckpt, device=device, hand_crop=True), True)
+    if device.type == "cuda" and not quick:
+        rows["  hand_crop compile=False"] = (handaug.SynthToReal(ckpt, device=device, hand_crop=True, compile=False), True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ckpt", help="generator checkpoint (default: random msH-GAN4-size ResNet)")
@@ -88,8 +141,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave torch's default)")
-    parser.add_argument("--compile", action="store_true", help="also time SynthToReal(compile=True)")
     parser.add_argument("--peak-tflops", type=float, help="dense bf16 peak of the GPU, for the utilisation column")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--quick", action="store_true", help="only the defaults (no variants that explain them)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -98,41 +152,60 @@ def main() -> None:
     ckpt = args.ckpt
     if ckpt is None:
         torch.manual_seed(0)
-        ckpt = handaug.save_generator(create_generator("resnet", ngf=64, n_blocks=4), tempfile.mkdtemp() + "/msh-gan4")
+        ckpt = str(handaug.save_generator(create_generator("resnet", ngf=64, n_blocks=4), tempfile.mkdtemp() + "/msh-gan4"))
     plain = handaug.load_generator(ckpt, device=device)
-    variants = {
-        "full frame": handaug.SynthToReal(ckpt, device=device),
-        "hand crop": handaug.SynthToReal(ckpt, device=device, hand_crop=True),
-    }
-    if args.compile:
-        variants["full frame, compiled"] = handaug.SynthToReal(ckpt, device=device, compile=True)
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
+    rows = variants(ckpt, device, args.quick)
+    peak = peak_tflops(device, args.peak_tflops)
+    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), torch {torch.__version__}, "
           f"threads {torch.get_num_threads()}, batch {args.batch}, median of {args.repeats}, checkpoint {ckpt}")
-    print(f"{'size':>5} {'mode':<22} {'hand %':>7} {'window %':>9} {'eager fp32 img/s':>17} {'SynthToReal img/s':>18} {'ratio':>6}")
+    header = (f"{'size':>5} {'mode':<26} {'hand %':>6} {'window %':>8} {'first call s':>12} {'img/s':>9} "
+              f"{'x eager fp32':>12} {'% bf16 peak':>11} {'diff mean/max':>13}")
+    print(header)
+    results = []
     for size in args.sizes:
         images, masks = hand_batch(size, args.batch)
         images, masks = images.to(device), masks.to(device)
         coverage = 100 * masks.float().mean().item()
-        # The share of the frame the hand-crop mode translates (padded, rounded hand boxes).
-        crop = variants["hand crop"]
-        groups = hand_window_groups(masks, crop.crop_margin, crop.stride, crop.min_side)
+        crop = rows["hand_crop"][0]
+        groups = hand_window_groups(masks.float(), crop.crop_margin, crop.stride, crop.min_side)
         windowed = 100 * sum(len(g.indices) * g.windows.height * g.windows.width for g in groups) / masks[:, 0].numel()
+        flops = flops_per_image(plain, size, device)
         eager = baseline(plain)
-        for mode, s2r in variants.items():
-            use_mask = masks if mode == "hand crop" else None
-            t_base = median_seconds(lambda: eager(images, use_mask), args.repeats, device)
-            t_ours = median_seconds(lambda: s2r(images, mask=use_mask), args.repeats, device)
-            window = f"{windowed:.1f}" if mode == "hand crop" else "100"
-            print(f"{size:>5} {mode:<22} {coverage:>7.1f} {window:>9} {args.batch / t_base:>17.1f} {args.batch / t_ours:>18.1f} "
-                  f"{t_base / t_ours:>5.2f}x")
+        t_base = median_seconds(lambda: eager(images, None), args.repeats, device)
+        reference = eager(images, None)
+        timed: list[tuple[str, Callable[[], torch.Tensor], float | None]] = [("eager fp32 (baseline)", lambda: eager(images, None), None)]
         if device.type == "cuda":
-            flops = flops_per_image(plain, size, device)
-            name = torch.cuda.get_device_name(device)
-            peak = args.peak_tflops or next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
-            t = median_seconds(lambda: variants["full frame"](images), args.repeats, device)
-            achieved = flops * args.batch / t / 1e12
-            share = f"{100 * achieved / peak:.1f} % of {peak:.0f}" if peak else "peak unknown (--peak-tflops)"
-            print(f"      {size} px: {flops / 1e9:.1f} GFLOP/image, {achieved:.1f} TFLOP/s achieved, {share} TFLOP/s bf16")
+            autocast = baseline(plain, torch.bfloat16)
+            timed.append(("plain bf16 autocast", lambda: autocast(images, None), None))
+        full_frame = rows["SynthToReal default"][0](images)
+        for name, (s2r, is_crop) in rows.items():
+            use_mask = masks if (is_crop or name == "masked composite") else None
+            fn = (lambda s=s2r, m=use_mask: s(images, mask=m))
+            timed.append((name, fn, first_call_seconds(fn, device)))
+        for name, fn, first in timed:
+            t = t_base if name.startswith("eager fp32") else median_seconds(fn, args.repeats, device)
+            out = fn()
+            is_crop = name.strip().startswith("hand_crop")
+            if is_crop:
+                diff = difference(out, full_frame, masks)
+            elif name == "masked composite":
+                diff = difference(out, torch.where(masks, reference, images))
+            else:
+                diff = difference(out, reference)
+            share = 100 * flops * args.batch / t / 1e12 / peak if peak else None
+            row = {"size": size, "mode": name.strip(), "hand_percent": coverage, "window_percent": windowed if is_crop else 100.0,
+                   "window_sizes": len(groups) if is_crop else 1, "first_call_s": first, "images_per_s": args.batch / t,
+                   "ratio": t_base / t, "peak_percent": None if is_crop else share, "diff_mean": diff[0], "diff_max": diff[1]}
+            results.append(row)
+            first_s = f"{first:.1f}" if first is not None else "-"
+            peak_s = f"{share:.1f}" if share is not None and not is_crop else "-"
+            window_s = f"{windowed:.0f} ({len(groups)})" if is_crop else "100"
+            print(f"{size:>5} {name:<26} {coverage:>6.1f} {window_s:>8} {first_s:>12} {args.batch / t:>9.1f} {t_base / t:>11.2f}x "
+                  f"{peak_s:>11} {diff[0]:>8.2f}/{diff[1]:<4d}")
+        print(f"      {size} px: {flops / 1e9:.1f} GFLOP/image" + (f", bf16 peak {peak:.0f} TFLOP/s" if peak else ""))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": str(device), "batch": args.batch, "rows": results}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The one-command GPU check of issues 18 and 19, for a bare GPU machine (well under 10 minutes on an H200):
+#   bash benchmarks/gpu_check.sh [OUT_DIR]      # from the repository root; OUT_DIR default: $OUT or ./gpu-check
+# 1. benchmarks/transform_speed.py at 256 px, batch 64: SynthToReal against eager fp32 and plain bf16 autocast;
+# 2. benchmarks/loop_overhead.py: a ResNet-50 training step alone and with each SynthToReal mode;
+# 3. benchmarks/adapters_in_workers.py: the three adapters in spawn and fork DataLoader workers, and the batched path;
+# 4. benchmarks/train_speed.py: handaug-train's step against a plain PyTorch H-GAN step at 256 px, batches 8 and 32.
+# Each stage runs under its own time limit and writes its log (and JSON) to OUT_DIR; the last thing printed is one
+# table of the figures against the issues' goals (benchmarks/gpu_summary.py).
+# Packages the machine lacks (kornia, albumentations and theirs, jsonargparse) are installed from ./.whl if present
+# (wheels for the machine's Python), into /tmp/site; handaug itself is installed without dependencies.
+set -u
+out=${1:-${OUT:-gpu-check}}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 NO_ALBUMENTATIONS_UPDATE=1 HANDAUG_OFFLINE=1
+# One compilation cache for every stage: a graph compiled by one script is a cache hit in the next.
+export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-/tmp/handaug-inductor-cache}
+py=${PYTHON:-python3}
+start=$(date +%s)
+if ls .whl/*.whl >/dev/null 2>&1; then
+    $py -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+$py -c "import handaug.integrations" 2>/dev/null ||
+    $py -m pip install -q --no-index --no-deps --no-build-isolation --no-compile -e . >"$out/install.log" 2>&1 ||
+    { tail -5 "$out/install.log"; exit 1; }
+echo "installed in $(( $(date +%s) - start )) s; $($py -c 'import torch; print(torch.__version__, torch.cuda.get_device_name())')"
+
+stage() {  # stage NAME SECONDS COMMAND...: run it under a limit, log to $out/NAME.log, print its last lines
+    local name=$1 limit=$2
+    shift 2
+    local t0
+    t0=$(date +%s)
+    timeout "$limit" "$@" >"$out/$name.log" 2>&1
+    local rc=$?
+    echo "== $name: exit $rc after $(( $(date +%s) - t0 )) s (limit $limit s)"
+    grep -v -i "warning\|warn(" "$out/$name.log" | tail -n 14
+}
+
+stage transform 200 $py benchmarks/transform_speed.py --device cuda --sizes 256 --batch 64 --repeats 10 --json "$out/transform.json"
+stage loop 120 $py benchmarks/loop_overhead.py --device cuda --json "$out/loop.json"
+stage adapters 90 $py benchmarks/adapters_in_workers.py --device cuda
+stage train 150 $py benchmarks/train_speed.py --device cuda --batches 8 32 --json "$out/train.json"
+echo "== total $(( $(date +%s) - start )) s"
+$py benchmarks/gpu_summary.py "$out"
