@@ -44,3 +44,33 @@ def register_fork_handler() -> bool:
     os.register_at_fork(after_in_child=one_thread_in_forked_child)
     _registered = True
     return True
+
+
+class CUDAInForkedProcessError(RuntimeError):
+    """CUDA was asked for in a process forked after the parent used CUDA (e.g. a forked DataLoader worker).
+
+    CUDA does not survive ``fork``. Raised by :class:`handaug.SynthToReal` and the adapters of
+    :mod:`handaug.integrations` instead of torch's ``Cannot re-initialize CUDA in forked
+    subprocess``, with the ways that work in its message.
+    """
+
+
+def in_bad_fork() -> bool:
+    """torch's own record that CUDA was initialised before this process was forked (never touches CUDA)."""
+    predicate = getattr(torch.cuda, "_is_in_bad_fork", None)
+    return bool(predicate()) if predicate is not None else False
+
+
+def refuse_cuda_in_bad_fork(owner: str, device: object) -> None:
+    """Raise :class:`CUDAInForkedProcessError` naming ``owner`` if this process cannot use CUDA because of a fork."""
+    if not in_bad_fork():
+        return
+    info = torch.utils.data.get_worker_info()
+    where = f"DataLoader worker {info.id}, a forked process" if info is not None else "a forked process"
+    raise CUDAInForkedProcessError(
+        f"{owner}(device={str(device)!r}) cannot run on CUDA in {where}: CUDA does not work after fork. "
+        "Use DataLoader(..., multiprocessing_context='spawn') (or 'forkserver'), or device=None (or 'cpu') "
+        "for the transform in workers, or translate the collated batch on the GPU in the main process "
+        "(handaug.integrations.batch.translate_batch, or call the transform on the GPU batch)"
+    )
+

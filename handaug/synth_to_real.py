@@ -25,7 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from handaug.checkpoint import GeneratorCheckpoint, read_checkpoint
-from handaug.fork_safety import register_fork_handler
+from handaug.fork_safety import refuse_cuda_in_bad_fork, register_fork_handler
 from handaug import device_sync
 from handaug.hand_crop import gather_windows, hand_window_groups, paste_windows_
 from handaug.image_tensors import check_images, check_mask, from_model_range, to_model_range
@@ -312,6 +312,8 @@ class SynthToReal(nn.Module):
                 f"the generators are not loaded on {key} yet and torch.compile cannot load them: call "
                 f"the transform once without compiling on a batch on {key}, or call .generators({key!r}), first"
             )
+        if device.type == "cuda":
+            refuse_cuda_in_bad_fork("handaug.SynthToReal", device)
         with self._lock:
             members = self._members.get(key)
             if members is None:

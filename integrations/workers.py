@@ -31,14 +31,8 @@ import torch
 __all__ = ["CUDAInForkedProcessError", "ForkGuard"]
 
 
-class CUDAInForkedProcessError(RuntimeError):
-    """An adapter with a CUDA ``device`` was called in a forked process (e.g. a forked DataLoader worker)."""
-
-
-def _in_bad_fork() -> bool:
-    """torch's own record that CUDA was initialised before this process was forked (never touches CUDA)."""
-    predicate = getattr(torch.cuda, "_is_in_bad_fork", None)
-    return bool(predicate()) if predicate is not None else False
+from handaug.fork_safety import CUDAInForkedProcessError
+from handaug.fork_safety import in_bad_fork as _in_bad_fork  # the core's record: one test hook for both
 
 
 class ForkGuard:

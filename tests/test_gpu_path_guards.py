@@ -201,3 +201,15 @@ def test_bucketing_keeps_identical_sizes_together_and_uses_no_more_groups_than_p
     assert bucket_sizes(heights, widths).tolist() == [0, 0, 0, 0]
     labels = bucket_sizes(np.array([16, 64, 16, 64]), np.array([16, 64, 16, 64]))
     assert labels[0] == labels[2] != labels[1] == labels[3]
+
+
+# ----------------------------------------------------------------------------- CUDA after fork
+def test_cuda_in_a_forked_process_is_one_handaug_error_naming_the_ways_that_work(ckpts, monkeypatch):
+    from handaug.fork_safety import CUDAInForkedProcessError
+
+    monkeypatch.setattr(torch.cuda, "_is_in_bad_fork", lambda: True)  # as in a worker forked after the parent used CUDA
+    s2r = SynthToReal(ckpts[0])
+    with pytest.raises(CUDAInForkedProcessError, match=r"handaug.SynthToReal\(device='cuda'\) cannot run on CUDA in a forked process.*spawn.*device=None.*translate_batch"):
+        s2r.generators("cuda")
+    images, _ = hands(2)
+    assert s2r(images).shape == images.shape  # the CPU is unaffected
