@@ -16,6 +16,7 @@ import math
 import numbers
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -164,13 +165,14 @@ class SynthToReal(nn.Module):
             and CPUs with AVX512-BF16/AMX; fp32 elsewhere), ``"fp32"``, ``"bf16"``, ``"fp16"``
             (CUDA). bf16 stays within :data:`handaug.precision.BF16_TOLERANCE` of fp32.
         hand_crop: with masks in composite mode, translate only a padded box around each hand
-            instead of the whole frame (hands of similar size share one box size and run as one
-            batch; see :mod:`handaug.hand_crop`): several times faster for small hands. It is
-            a different translation of the hand, not the full-frame one cut out: the generator
-            sees less background, and instance normalisation computes its statistics over the
-            crop. On the residual demo checkpoint at 128 px the hand pixels differ from
-            full-frame translation by 1.1 uint8 levels on average at the default margin (0.5 at
-            margin 0.3); on a plain generator it was 14 (6 at 0.3, 22 at 0). Use one mode consistently within a training set. A window is at least
+            instead of the whole frame: several times faster for small hands. The hands of a
+            batch share at most :data:`handaug.hand_crop.MAX_GROUPS` (3) window sizes, so a batch
+            costs at most 3 generator calls per pool member and one read of the device (see
+            :mod:`handaug.hand_crop`). It is a different translation of the hand, not the
+            full-frame one cut out: the generator sees less background, and instance
+            normalisation computes its statistics over the window, whose size also depends on the
+            other hands of the batch (a window is its group's largest). The README gives the measured differences.
+            Use one mode consistently within a training set. A window is at least
             :attr:`min_side` a side (clipped to the image), so a stray mask pixel or a hand
             pushed almost out of frame is translated in a window of that size, never an error.
         crop_margin: box padding on each side, as a fraction of the hand box's larger side, a
@@ -535,6 +537,39 @@ def _call(generator: nn.Module, x: torch.Tensor, autocast_dtype: torch.dtype | N
         return generator(x)
 
 
+class _CompiledOrEager:
+    """``torch.compile(function)``, falling back to ``function`` for good if compiling fails.
+
+    ``compile=None`` compiles by default on CUDA, where a machine may still lack what
+    compiling needs (Triton, a C compiler, a writable cache): the translation must not fail for
+    that. A failure of the compiler (an exception raised from ``torch._dynamo`` or
+    ``torch._inductor``, at the first call or at a recompilation for a new shape) is reported
+    once as a warning and the eager function is used from then on. Other errors propagate.
+    """
+
+    def __init__(self, function: Any) -> None:
+        self.function = function
+        self.compiled: Any = torch.compile(function)
+
+    def __call__(self, *args: Any) -> torch.Tensor:
+        if self.compiled is None:
+            return self.function(*args)
+        try:
+            return self.compiled(*args)
+        except Exception as error:  # noqa: BLE001 - only the compiler's own failures are swallowed below
+            origin = type(error).__module__
+            if not origin.startswith(("torch._dynamo", "torch._inductor", "triton")):
+                raise
+            warnings.warn(
+                f"SynthToReal: torch.compile failed ({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}); "
+                "translating without compiling from now on (pass compile=False to skip the attempt)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            self.compiled = None
+            return self.function(*args)
+
+
 class _Member:
     """One generator of the pool on one device, with the functions that run it (compiled or not).
 
@@ -553,8 +588,8 @@ class _Member:
         self.stride, self.min_side = owner.stride, owner.min_side
         self.chunk_pixels = owner.CPU_CHUNK_PIXELS
         self.autocast = autocast
-        self.frames = torch.compile(self._frames) if compiled else self._frames
-        self.run = torch.compile(self._run) if compiled else self._run
+        self.frames = _CompiledOrEager(self._frames) if compiled else self._frames
+        self.run = _CompiledOrEager(self._run) if compiled else self._run
 
     def _model_input(self, x: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
         model_in = to_model_range(x)

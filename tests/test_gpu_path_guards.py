@@ -213,3 +213,24 @@ def test_cuda_in_a_forked_process_is_one_handaug_error_naming_the_ways_that_work
         s2r.generators("cuda")
     images, _ = hands(2)
     assert s2r(images).shape == images.shape  # the CPU is unaffected
+
+
+def test_a_compiler_failure_falls_back_to_eager_once_with_a_warning(ckpts, monkeypatch):
+    import torch._dynamo.exc as dynamo_exc
+
+    calls = []
+
+    def broken_compile(function, *args, **kwargs):
+        def run(*a):
+            calls.append(1)
+            raise dynamo_exc.InternalTorchDynamoError("no C compiler")  # as on a machine without one
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    images, _ = hands(2)
+    expected = SynthToReal(ckpts[0], compile=False)(images)
+    s2r = SynthToReal(ckpts[0], compile=True)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed.*translating without compiling from now on"):
+        assert torch.equal(s2r(images), expected)
+    assert torch.equal(s2r(images), expected) and len(calls) == 1  # not tried again
