@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import lightning as L
@@ -83,6 +84,22 @@ class HGAN(L.LightningModule):
             GeoConGAN; ``handaug plugins`` lists them), applied in both directions.
         extra_loss_kwargs: keyword arguments per extra loss name
             (``{"geoconsistency": {"weight": 1.0}}``).
+        compile: train through ``torch.compile``d copies of the generators' forward passes
+            (validation and export use the plain networks). ``None`` (default): on when training
+            on a CUDA device. If compiling fails, training goes on eager with a warning.
+        channels_last: keep the networks' weights (and, with the generators', the batches) in
+            channels-last memory layout while training, which cuDNN's tensor-core convolutions
+            prefer. ``True``: all four networks. ``None`` (default): on a CUDA device, the
+            discriminators, and the generators too when they are compiled (eager instance
+            norms copy channels-last tensors back to the usual layout). The weights are back in
+            the usual layout when training ends.
+        fused_adam: use PyTorch's fused Adam kernels (one kernel for all parameters).
+            ``None`` (default): on when training on a CUDA device.
+
+    The three speed options change no result on the CPU, where they are off by default
+    (``speed_options()`` says what a run uses). Losses go to the logger as tensors; the
+    progress bar's ``g`` and ``d`` are copied to the host only every ``log_every_n_steps``
+    batches, so that the host never waits for the GPU in between.
     """
 
     def __init__(
@@ -104,8 +121,14 @@ class HGAN(L.LightningModule):
         composite_reconstructions: bool = True,
         extra_losses: Sequence[str] | None = None,
         extra_loss_kwargs: dict[str, dict[str, Any]] | None = None,
+        compile: bool | None = None,
+        channels_last: bool | None = None,
+        fused_adam: bool | None = None,
     ) -> None:
         super().__init__()
+        for argument, value in (("compile", compile), ("channels_last", channels_last), ("fused_adam", fused_adam)):
+            if value is not None and not isinstance(value, bool):
+                raise ValueError(f"{argument} must be true, false or null (automatic), got {value!r}")
         if lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
         if init_type not in INIT_TYPES:
@@ -137,6 +160,11 @@ class HGAN(L.LightningModule):
 
         self.pool_real = ImagePool(pool_size)  # translated synthetic images, judged by discriminator_real
         self.pool_synthetic = ImagePool(pool_size)
+        # Compiled forwards of the generators while training (a plain dict: not submodules, so
+        # state dicts, checkpoints and exports never see them); empty: the networks run eager.
+        self._compiled: dict[str, Callable[..., Any]] = {}
+        self._compile_pending = False
+        self._speed: dict[str, Any] | None = None
 
     def setup(self, stage: str) -> None:
         # Each step runs two backward passes over disjoint parameter sets (generators, then
@@ -144,6 +172,94 @@ class HGAN(L.LightningModule):
         strategy = self.trainer.strategy
         if isinstance(strategy, DDPStrategy) and "find_unused_parameters" not in strategy._ddp_kwargs:
             strategy._ddp_kwargs["find_unused_parameters"] = True
+        if stage == "fit":
+            self._speed = self.speed_options(strategy.root_device)
+            for net in self._channels_last_networks():
+                net.to(memory_format=torch.channels_last)
+
+    # ------------------------------------------------------------------ speed
+    GENERATORS: tuple[str, ...] = ("generator_s2r", "generator_r2s")
+    DISCRIMINATORS: tuple[str, ...] = ("discriminator_real", "discriminator_synthetic")
+
+    def speed_options(self, device: torch.device | None = None) -> dict[str, Any]:
+        """How training on ``device`` runs: ``{"compile": bool, "channels_last": str, "fused_adam": bool}``.
+
+        ``device`` defaults to the trainer's (or the module's) device. ``channels_last`` is
+        ``"none"``, ``"discriminators"`` or ``"all"``. Options left at ``None`` resolve to: on a
+        CUDA device, compiled generators, fused Adam and channels-last discriminators (and
+        generators, when compiled: eager instance norms work in the usual layout); elsewhere,
+        none of them.
+        """
+        if device is None:
+            device = self.trainer.strategy.root_device if self._trainer is not None else self.device
+        cuda = torch.device(device).type == "cuda"
+        hp = self.hparams
+        compiled = cuda if hp.get("compile") is None else bool(hp.get("compile"))
+        fused = cuda if hp.get("fused_adam") is None else bool(hp.get("fused_adam"))
+        layout = hp.get("channels_last")
+        if layout is None:
+            channels_last = ("all" if compiled else "discriminators") if cuda else "none"
+        else:
+            channels_last = "all" if layout else "none"
+        return {"compile": compiled, "channels_last": channels_last, "fused_adam": fused}
+
+    def _channels_last_networks(self) -> list[nn.Module]:
+        names = {"none": (), "discriminators": self.DISCRIMINATORS, "all": self.GENERATORS + self.DISCRIMINATORS}
+        return [getattr(self, name) for name in names[(self._speed or {}).get("channels_last", "none")]]
+
+    def _net(self, name: str) -> Callable[..., Any]:
+        """The network ``name`` as training calls it: its compiled forward if there is one."""
+        compiled = self._compiled.get(name)
+        return compiled if compiled is not None else getattr(self, name)
+
+    def on_train_start(self) -> None:
+        # Pools restored from a checkpoint live on the CPU until the model's device is known.
+        for pool in (self.pool_real, self.pool_synthetic):
+            pool.images = [im.to(self.device) for im in pool.images]
+        speed = self._speed or self.speed_options()
+        if speed["channels_last"] != "none":
+            _match_optimizer_state_layout(self.trainer.optimizers)
+        self._compile_pending = bool(speed["compile"])
+
+    def on_train_end(self) -> None:
+        self._compiled = {}
+        # Exports (safetensors) and other users expect weights in the usual layout.
+        for net in self._channels_last_networks():
+            net.to(memory_format=torch.contiguous_format)
+
+    def _compile_generators(self, synthetic: torch.Tensor, real: torch.Tensor, mask_s: torch.Tensor, mask_r: torch.Tensor) -> None:
+        """Compile both generators and run them once the ways a training step calls them; eager on any failure.
+
+        Only the generators: they hold about three quarters of a step's FLOPs and their instance
+        norms, paddings and activations fuse; the discriminators are VGG16 convolutions, which
+        compiling would barely speed up for its compile time. Runs inside the first training step
+        (under its autocast, with its shapes: no recompiling later), with the random number
+        generators restored afterwards; nothing else is touched, and the gradients it leaves are
+        cleared by the step's ``zero_grad``.
+        """
+        compiled = {name: torch.compile(getattr(self, name), dynamic=False) for name in self.GENERATORS}
+        opt_g = self.optimizers()[0]
+        keep = self.hparams.mask_generated
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        try:
+            with torch.random.fork_rng(devices=devices):
+                self.toggle_optimizer(opt_g)
+                try:
+                    # As in generator_losses: from the batch (no gradient), then from translations (with one).
+                    raw_real, raw_synthetic = compiled["generator_s2r"](synthetic), compiled["generator_r2s"](real)
+                    fake_real = composite(raw_real, synthetic, mask_s) if keep else raw_real
+                    fake_synthetic = composite(raw_synthetic, real, mask_r) if keep else raw_synthetic
+                    outputs = [compiled["generator_r2s"](fake_real), compiled["generator_s2r"](fake_synthetic)]
+                    self.manual_backward(sum(x.float().mean() for x in outputs))
+                finally:
+                    self.untoggle_optimizer(opt_g)
+        except Exception as err:  # noqa: BLE001 - whatever the compiler raises, training can go on eager
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            warnings.warn(f"HGAN: torch.compile failed ({type(err).__name__}: {first_line}); training continues "
+                          "without compiling (--model.compile false skips the attempt)", stacklevel=2)
+            self._compiled = {}
+            return
+        self._compiled = compiled
 
     @property
     def stride(self) -> int:
@@ -156,9 +272,10 @@ class HGAN(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         betas = tuple(float(b) for b in self.hparams.betas)
-        opt_g = torch.optim.Adam(self._trainable(self.generator_s2r, self.generator_r2s), lr=self.hparams.lr, betas=betas)
+        fused = {"fused": True} if (self._speed or self.speed_options())["fused_adam"] else {}
+        opt_g = torch.optim.Adam(self._trainable(self.generator_s2r, self.generator_r2s), lr=self.hparams.lr, betas=betas, **fused)
         opt_d = torch.optim.Adam(
-            self._trainable(self.discriminator_real, self.discriminator_synthetic), lr=self.hparams.lr, betas=betas
+            self._trainable(self.discriminator_real, self.discriminator_synthetic), lr=self.hparams.lr, betas=betas, **fused
         )
         optimizers = [opt_g, opt_d]
         auxiliary = self._trainable(*self.extra_losses.values())
@@ -200,7 +317,7 @@ class HGAN(L.LightningModule):
         """Translate ``(B, 3, H, W)`` synthetic images in ``[-1, 1]`` to the real domain."""
         return self.generator_s2r(synthetic)
 
-    def _translate(self, generator: nn.Module, source: torch.Tensor, mask: torch.Tensor, *, reconstruction: bool = False) -> torch.Tensor:
+    def _translate(self, generator: Callable[..., Any], source: torch.Tensor, mask: torch.Tensor, *, reconstruction: bool = False) -> torch.Tensor:
         out = generator(source)
         hp = self.hparams
         keep = hp.mask_generated and (not reconstruction or hp.get("composite_reconstructions", True))
@@ -220,19 +337,20 @@ class HGAN(L.LightningModule):
         ``has_mask_*`` say whether the masks are real hand masks (False: all-ones placeholders).
         """
         hp = self.hparams
-        raw_real, raw_synthetic = self.generator_s2r(synthetic), self.generator_r2s(real)
+        g_s2r, g_r2s = self._net("generator_s2r"), self._net("generator_r2s")
+        raw_real, raw_synthetic = g_s2r(synthetic), g_r2s(real)
         fake_real = composite(raw_real, synthetic, mask_s) if hp.mask_generated else raw_real
         fake_synthetic = composite(raw_synthetic, real, mask_r) if hp.mask_generated else raw_synthetic
         losses = {
-            "adv_s2r": lsgan_generator_loss(self.discriminator_real(fake_real)),
-            "adv_r2s": lsgan_generator_loss(self.discriminator_synthetic(fake_synthetic)),
+            "adv_s2r": lsgan_generator_loss(self._net("discriminator_real")(fake_real)),
+            "adv_r2s": lsgan_generator_loss(self._net("discriminator_synthetic")(fake_synthetic)),
         }
-        rec_synthetic = self._translate(self.generator_r2s, fake_real, mask_s, reconstruction=True)
-        rec_real = self._translate(self.generator_s2r, fake_synthetic, mask_r, reconstruction=True)
+        rec_synthetic = self._translate(g_r2s, fake_real, mask_s, reconstruction=True)
+        rec_real = self._translate(g_s2r, fake_synthetic, mask_r, reconstruction=True)
         losses["cycle"] = hp.lambda_cycle * (F.l1_loss(rec_synthetic, synthetic) + F.l1_loss(rec_real, real))
         if hp.lambda_identity > 0:
-            idt_real = self._translate(self.generator_s2r, real, mask_r, reconstruction=True)
-            idt_synthetic = self._translate(self.generator_r2s, synthetic, mask_s, reconstruction=True)
+            idt_real = self._translate(g_s2r, real, mask_r, reconstruction=True)
+            idt_synthetic = self._translate(g_r2s, synthetic, mask_s, reconstruction=True)
             weight = hp.lambda_cycle * hp.lambda_identity
             losses["identity"] = weight * (F.l1_loss(idt_real, real) + F.l1_loss(idt_synthetic, synthetic))
         for name, loss in self.extra_losses.items():
@@ -265,11 +383,10 @@ class HGAN(L.LightningModule):
     ) -> dict[str, torch.Tensor]:
         pooled_real = self.pool_real.query(fake_real.detach())
         pooled_synthetic = self.pool_synthetic.query(fake_synthetic.detach())
+        d_real, d_synthetic = self._net("discriminator_real"), self._net("discriminator_synthetic")
         return {
-            "d_real": lsgan_discriminator_loss(self.discriminator_real(real), self.discriminator_real(pooled_real)),
-            "d_synthetic": lsgan_discriminator_loss(
-                self.discriminator_synthetic(synthetic), self.discriminator_synthetic(pooled_synthetic)
-            ),
+            "d_real": lsgan_discriminator_loss(d_real(real), d_real(pooled_real)),
+            "d_synthetic": lsgan_discriminator_loss(d_synthetic(synthetic), d_synthetic(pooled_synthetic)),
         }
 
     # ------------------------------------------------------------------ Lightning hooks
@@ -289,9 +406,18 @@ class HGAN(L.LightningModule):
         if batch_idx == 0:
             self._check_batch(synthetic, "synthetic")
             self._check_batch(real, "real")
+        if (self._speed or {}).get("channels_last") == "all":
+            synthetic, real, mask_s, mask_r = (
+                x.contiguous(memory_format=torch.channels_last) for x in (synthetic, real, mask_s, mask_r)
+            )
+        if self._compile_pending:
+            self._compile_pending = False
+            self._compile_generators(synthetic, real, mask_s, mask_r)
         opt_g, opt_d, *opt_aux = self.optimizers()
-        has_mask_s = bool(batch["synthetic"]["has_mask"].all())
-        has_mask_r = bool(batch["real"]["has_mask"].all())
+        # Only extra losses need to know whether the masks are real (a host sync on a GPU).
+        has_mask_s = has_mask_r = True
+        if self.extra_losses:
+            has_mask_s, has_mask_r = (_all_masks(batch, domain) for domain in ("synthetic", "real"))
 
         # Generators: discriminators are frozen (toggle_optimizer), gradients still flow through them.
         self.toggle_optimizer(opt_g)
@@ -325,8 +451,14 @@ class HGAN(L.LightningModule):
         batch_size = synthetic.shape[0]
         logged = {f"train/{k}": v.detach() for k, v in {**g_losses, **d_losses, **aux_losses}.items()}
         logged["train/g_total"] = g_total.detach()
+        # Device tensors: the logger copies them to the host only when it writes (log_every_n_steps).
         self.log_dict(logged, batch_size=batch_size)
-        self.log_dict({"g": g_total.detach(), "d": d_total.detach()}, prog_bar=True, logger=False, batch_size=batch_size)
+        # The progress bar reads its values on the host after every batch: hand it host copies,
+        # made (one sync) every log_every_n_steps batches; in between it shows the last ones.
+        every = max(1, int(getattr(self._trainer, "log_every_n_steps", 1) or 1)) if self._trainer is not None else 1
+        if batch_idx % every == 0:
+            g, d = torch.stack([g_total.detach().float(), d_total.detach().float()]).cpu()
+            self.log_dict({"g": g, "d": d}, prog_bar=True, logger=False, batch_size=batch_size)
 
     @torch.no_grad()
     def validation_step(self, batch: dict[str, dict[str, torch.Tensor]], batch_idx: int) -> dict[str, torch.Tensor]:
@@ -368,10 +500,24 @@ class HGAN(L.LightningModule):
             np.random.set_state(_numpy_state_from_tensors(rng["numpy"]))
             random.setstate(_python_state_from_list(rng["python"]))
 
-    def on_train_start(self) -> None:
-        # Pools restored from a checkpoint live on the CPU until the model's device is known.
-        for pool in (self.pool_real, self.pool_synthetic):
-            pool.images = [im.to(self.device) for im in pool.images]
+
+
+def _all_masks(batch: dict[str, dict[str, torch.Tensor]], domain: str) -> bool:
+    """Whether every image of ``batch[domain]`` has a real hand mask (not an all-ones placeholder)."""
+    return bool(batch[domain]["has_mask"].all())
+
+
+def _match_optimizer_state_layout(optimizers: Sequence[torch.optim.Optimizer]) -> None:
+    """Give each optimiser state tensor its parameter's memory layout.
+
+    A state restored from a checkpoint written without channels_last has the usual layout, and
+    fused or foreach Adam kernels need each parameter's state laid out as the parameter is.
+    """
+    for optimizer in optimizers:
+        for param, state in optimizer.state.items():
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                    state[key] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 # RNG states are stored as tensors and lists so that checkpoints load with weights_only=True.
