@@ -115,17 +115,22 @@ def demo_arguments(argv: list[str], cuda_available: bool | None = None) -> tuple
     return ["--config", str(path), *argv], line
 
 
-def default_precision(accelerator: Any, strategy: Any) -> str | None:
-    """``"bf16-mixed"`` where training will run on a CUDA device with bf16 tensor cores, else ``None`` (Lightning's fp32).
+def trains_on_cuda(accelerator: Any, strategy: Any) -> bool:
+    """Whether a Trainer with these ``accelerator`` and ``strategy`` options trains on a CUDA device.
 
-    Only for ``accelerator`` ``"auto"``, ``"gpu"`` or ``"cuda"``; not for the strategies that fork
-    processes (they need CUDA untouched in the parent).
+    ``accelerator`` ``"auto"``, ``"gpu"`` or ``"cuda"`` with a CUDA device present; ``False`` for
+    the strategies that fork processes (whose parent must not touch CUDA).
     """
     if not isinstance(accelerator, str) or accelerator not in ("auto", *GPU_ACCELERATORS):
-        return None
+        return False
     if isinstance(strategy, str) and ("fork" in strategy or "notebook" in strategy):
-        return None
-    if not torch.cuda.is_available() or not torch.cuda.is_bf16_supported(including_emulation=False):
+        return False
+    return torch.cuda.is_available()
+
+
+def default_precision(accelerator: Any, strategy: Any) -> str | None:
+    """``"bf16-mixed"`` where training will run on a CUDA device with bf16 tensor cores, else ``None`` (Lightning's fp32)."""
+    if not trains_on_cuda(accelerator, strategy) or not torch.cuda.is_bf16_supported(including_emulation=False):
         return None
     return "bf16-mixed"
 
@@ -152,9 +157,14 @@ class HandaugCLI(LightningCLI):
         parser.add_lightning_class_args(CheckpointSelection, "selection")
 
     def before_instantiate_classes(self) -> None:
-        # On a GPU with bf16 tensor cores, train in bf16-mixed unless a precision was chosen.
+        # On a GPU, unless chosen otherwise: bf16-mixed (where bf16 tensor cores exist), and
+        # cuDNN's autotuner (training crops all have one size, so it tunes each convolution once).
         trainer = self.config.get("trainer")
-        if trainer is not None and trainer.get("precision") is None:
+        if trainer is None or not trains_on_cuda(trainer.get("accelerator"), trainer.get("strategy")):
+            return
+        if trainer.get("benchmark") is None and not trainer.get("deterministic"):
+            trainer.benchmark = True
+        if trainer.get("precision") is None:
             precision = default_precision(trainer.get("accelerator"), trainer.get("strategy"))
             if precision is not None:
                 trainer.precision = precision
