@@ -42,10 +42,16 @@ PathLike = str | os.PathLike[str]
 register_fork_handler()
 
 
+#: Checkpoints in one pool at most: each is loaded on every device it runs on, in every worker.
+MAX_POOL = 64
+
+
 def _as_paths(ckpt: PathLike | Sequence[PathLike]) -> list[PathLike]:
     if isinstance(ckpt, (str, os.PathLike)):
         return [ckpt]
     if isinstance(ckpt, Sequence) and ckpt and all(isinstance(c, (str, os.PathLike)) for c in ckpt):
+        if len(ckpt) > MAX_POOL:
+            raise ValueError(f"ckpt holds {len(ckpt)} checkpoints; a pool holds at most {MAX_POOL}")
         return list(ckpt)
     raise ValueError(f"ckpt must be a checkpoint path or a non-empty list of paths, got {ckpt!r}")
 

@@ -234,3 +234,11 @@ def test_a_compiler_failure_falls_back_to_eager_once_with_a_warning(ckpts, monke
     with pytest.warns(RuntimeWarning, match="torch.compile failed.*translating without compiling from now on"):
         assert torch.equal(s2r(images), expected)
     assert torch.equal(s2r(images), expected) and len(calls) == 1  # not tried again
+
+
+def test_a_pool_is_capped_before_any_checkpoint_is_read(ckpts):
+    from handaug.synth_to_real import MAX_POOL
+
+    with pytest.raises(ValueError, match=rf"ckpt holds 2000 checkpoints; a pool holds at most {MAX_POOL}"):
+        SynthToReal([ckpts[0]] * 2000)
+    assert len(SynthToReal([ckpts[0]] * MAX_POOL).checkpoints) == MAX_POOL
