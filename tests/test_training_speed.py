@@ -122,17 +122,30 @@ def test_compiled_generators_train_like_eager_ones_on_the_cpu(tmp_path):
             assert b[key] == pytest.approx(a[key], rel=1e-3, abs=1e-5), key
 
 
-def test_progress_bar_values_reach_the_host_every_log_every_n_steps(tmp_path):
-    """The logger gets every step's losses as tensors; the progress bar's g and d are host copies made every N batches."""
-    L.seed_everything(0)
-    recorder = LossRecorder()
-    trainer = tiny_trainer(tmp_path, max_steps=2 * 5, limit_val_batches=0, log_every_n_steps=2, callbacks=[recorder],
-                           enable_progress_bar=True)
-    trainer.fit(tiny_hgan(), datamodule=tiny_datamodule())
-    g = [p["g"] for p in recorder.progress]
-    totals = [h["train/g_total"] for h in recorder.history]
-    assert len(set(totals)) == 5  # a new logged value at every step
-    assert g[0] == g[1] and g[2] == g[3] and g[1] != g[2]  # the progress bar's, at batches 0, 2 and 4
+def test_progress_bar_values_reach_the_host_every_log_every_n_steps_on_a_gpu(tmp_path, monkeypatch):
+    """The logger gets every step's losses as tensors; the progress bar's g and d are host copies,
+    made every log_every_n_steps batches on an accelerator and every batch on the CPU."""
+    from handaug.training import module
+
+    assert module.progress_bar_interval(torch.device("cpu"), 50) == 1
+    assert module.progress_bar_interval(torch.device("cuda", 0), 50) == 50
+    assert module.progress_bar_interval(torch.device("cuda"), None) == 1
+
+    def run(root):
+        L.seed_everything(0)
+        recorder = LossRecorder()
+        trainer = tiny_trainer(root, max_steps=2 * 5, limit_val_batches=0, log_every_n_steps=2, callbacks=[recorder],
+                               enable_progress_bar=True)
+        trainer.fit(tiny_hgan(), datamodule=tiny_datamodule())
+        return [p["g"] for p in recorder.progress], [h["train/g_total"] for h in recorder.history]
+
+    g, totals = run(tmp_path / "cpu")
+    assert g == pytest.approx(totals) and len(set(totals)) == 5  # on the CPU: every batch, as before
+    # As on a GPU (the interval is log_every_n_steps = 2): the bar's values change at batches 0, 2 and 4 only.
+    monkeypatch.setattr(module, "progress_bar_interval", lambda device, n: int(n))
+    g, totals = run(tmp_path / "gpu-like")
+    assert len(set(totals)) == 5  # the logger still gets a new value at every step
+    assert g[0] == g[1] and g[2] == g[3] and g[1] != g[2]
     assert g[0] == pytest.approx(totals[0]) and g[2] == pytest.approx(totals[2]) and g[4] == pytest.approx(totals[4])
 
 

@@ -97,9 +97,9 @@ class HGAN(L.LightningModule):
             ``None`` (default): on when training on a CUDA device.
 
     The three speed options change no result on the CPU, where they are off by default
-    (``speed_options()`` says what a run uses). Losses go to the logger as tensors; the
+    (``speed_options()`` says what a run uses). Losses go to the logger as tensors; on a GPU the
     progress bar's ``g`` and ``d`` are copied to the host only every ``log_every_n_steps``
-    batches, so that the host never waits for the GPU in between.
+    batches, so that the host does not wait for the GPU in between (on the CPU, every batch).
     """
 
     def __init__(
@@ -454,8 +454,8 @@ class HGAN(L.LightningModule):
         # Device tensors: the logger copies them to the host only when it writes (log_every_n_steps).
         self.log_dict(logged, batch_size=batch_size)
         # The progress bar reads its values on the host after every batch: hand it host copies,
-        # made (one sync) every log_every_n_steps batches; in between it shows the last ones.
-        every = max(1, int(getattr(self._trainer, "log_every_n_steps", 1) or 1)) if self._trainer is not None else 1
+        # made (one sync) every log_every_n_steps batches on a GPU; in between it shows the last ones.
+        every = progress_bar_interval(self.device, getattr(self._trainer, "log_every_n_steps", 1) if self._trainer else 1)
         if batch_idx % every == 0:
             g, d = torch.stack([g_total.detach().float(), d_total.detach().float()]).cpu()
             self.log_dict({"g": g, "d": d}, prog_bar=True, logger=False, batch_size=batch_size)
@@ -500,6 +500,14 @@ class HGAN(L.LightningModule):
             np.random.set_state(_numpy_state_from_tensors(rng["numpy"]))
             random.setstate(_python_state_from_list(rng["python"]))
 
+
+
+def progress_bar_interval(device: torch.device, log_every_n_steps: int | None) -> int:
+    """Every how many batches the progress bar's losses are copied to the host: 1 on a CPU (no
+    cost there), ``log_every_n_steps`` on an accelerator (each copy waits for the device)."""
+    if device.type == "cpu":
+        return 1
+    return max(1, int(log_every_n_steps or 1))
 
 
 def _all_masks(batch: dict[str, dict[str, torch.Tensor]], domain: str) -> bool:
