@@ -78,3 +78,15 @@ def test_tied_parameters_are_written_once_and_load_back(tmp_path):
     assert loaded.a.weight is loaded.b.weight and torch.equal(loaded.a.weight, generator.a.weight)
     x = torch.rand(1, 3, 8, 8)
     assert torch.equal(loaded(x), generator.eval()(x))
+
+
+def test_pose_oracle_files_get_the_umasks_mode(tmp_path, umask):
+    from handaug.metrics.pose_benefit import KeypointRegressor
+    from handaug.metrics.pose_consistency import load_oracle, save_oracle
+
+    torch.manual_seed(0)
+    oracle = KeypointRegressor(width=4)
+    path = save_oracle(oracle, tmp_path / "oracle.safetensors", image_size=32)
+    assert mode(path) == 0o666 & ~umask
+    model, _ = load_oracle(path)
+    assert all(torch.equal(a, b) for a, b in zip(oracle.state_dict().values(), model.state_dict().values()))

@@ -171,9 +171,8 @@ def save_oracle(model: KeypointRegressor, path: str | os.PathLike[str], *, image
         image_size: the side of the images it was trained on (the monitor renders its probes at this size).
         trained_on: a free-form description (shown by :func:`load_oracle`'s callers).
     """
-    from safetensors.torch import save_model
-
-    from handaug.atomic_files import replaced_atomically
+    from handaug.atomic_files import write_bytes_atomically
+    from handaug.checkpoint import safetensors_bytes
 
     if not isinstance(model, KeypointRegressor):
         raise ValueError(f"model must be a KeypointRegressor, got {type(model).__name__}")
@@ -184,8 +183,9 @@ def save_oracle(model: KeypointRegressor, path: str | os.PathLike[str], *, image
         "format": ORACLE_FORMAT, "format_version": ORACLE_FORMAT_VERSION, "num_keypoints": int(model.num_keypoints),
         "width": int(model.width), "image_size": int(image_size), "trained_on": str(trained_on),
     }
-    with replaced_atomically(path) as tmp:
-        save_model(model, tmp, metadata={ORACLE_METADATA_KEY: json.dumps(settings)})
+    # Serialised in memory and written by handaug's writer: the file gets 0o666 less the umask, not
+    # the 0o600 safetensors gives the files it creates itself.
+    write_bytes_atomically(path, safetensors_bytes(model.state_dict(), {ORACLE_METADATA_KEY: json.dumps(settings)}), fsync=True)
     return path
 
 
