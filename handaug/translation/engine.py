@@ -508,7 +508,8 @@ def translate_dataset(
             "dataset": dataset,
             "dataset_kwargs": _json_ready(dataset_kwargs),
             "checkpoint": str(ckpt) if is_hub_name(str(ckpt)) else str(Path(ckpt).resolve()),
-            "checkpoint_sha256": checkpoint.config.get("weights_sha256") or file_sha256(checkpoint.weights_path),
+            # The hash the weights were verified against when read, and are again when loaded (build()).
+            "checkpoint_sha256": checkpoint.weights_sha256 or file_sha256(checkpoint.weights_path),
             "handaug_version": __version__,
             **settings,
         }
