@@ -74,6 +74,12 @@ import os
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from handaug.optional import require
+
+# Without the extra, importing this module raises one ImportError line naming it.
+require("albumentations", "albumentations", needed_by=__name__)
+require("pydantic", "albumentations", needed_by=__name__)
+
 import albumentations as A
 import numpy as np
 import torch

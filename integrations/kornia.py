@@ -64,6 +64,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+
+from handaug.optional import require
+
+# Without the extra, importing this module raises one ImportError line naming it.
+require("kornia", "kornia", needed_by=__name__)
+
 from kornia.augmentation import IntensityAugmentationBase2D
 
 import handaug

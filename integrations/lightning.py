@@ -34,6 +34,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from handaug.optional import require
+
+# Without the train extra, importing this module raises one ImportError line naming it.
+require("lightning", "train", needed_by=__name__)
+
 import lightning as L
 
 from handaug.integrations.batch import DECISION_KEY, Channels, core_translator, translate_batch
