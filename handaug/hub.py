@@ -282,8 +282,9 @@ def model_card(config: dict[str, Any], *, license: str = "other", repo_id: str |
     :func:`_cell`: no HTML, image, link or formatting from ``config.json`` takes effect). A
     ``training.final_metrics`` that is not an object is shown as a value, not tabulated.
     """
-    import yaml
+    from handaug.optional import require
 
+    yaml = require("yaml", "hub", needed_by="the Hub model card (handaug-export --format hub)")
     training = dict(config.get("training") or {})
     measures = training.pop("final_metrics", None) or {}
     if not isinstance(measures, dict):  # not a table of measures: shown as the value it is

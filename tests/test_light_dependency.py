@@ -107,7 +107,8 @@ def test_wheel_extras_are_the_documented_ones_and_dev_is_everything(wheel_metada
     assert set(direct("dev")) == {"handaug[all]", "pytest"}
     # The commands that need an extra start through the launcher, which checks it first.
     for line in ("handaug-train = handaug.cli.launch:train", "handaug-translate = handaug.cli.launch:translate",
-                 "handaug-eval = handaug.cli.launch:evaluate", "handaug = handaug.cli.main:main"):
+                 "handaug-eval = handaug.cli.launch:evaluate", "handaug-train-silnet = handaug.cli.launch:train_silnet",
+                 "handaug = handaug.cli.main:main"):
         assert line in entry_points
 
 
@@ -176,6 +177,7 @@ def test_core_and_torchvision_adapter_and_plugins_work_with_every_extra_blocked(
     ("handaug-train", "train", "jsonargparse", "train"),
     ("handaug-translate", "translate", "lightning", "train"),
     ("handaug-eval", "evaluate", "torch_fidelity", "eval"),
+    ("handaug-train-silnet", "train_silnet", "albumentations", "train"),
 ])
 def test_command_without_its_extra_prints_one_line_naming_it_and_exits_2(command, function, blocked, extra):
     proc = run_python(f"""
@@ -186,6 +188,19 @@ def test_command_without_its_extra_prints_one_line_naming_it_and_exits_2(command
     assert proc.stdout == ""
     assert proc.stderr == (f"{command}: error: {command} needs the {extra!r} extra ({blocked} is not installed): "
                            f'pip install "handaug[{extra}]"\n')
+
+
+def test_hub_model_card_without_pyyaml_names_the_hub_extra():
+    proc = run_python("""
+        from handaug.hub import model_card
+        try:
+            model_card({})
+        except ImportError as err:
+            print(err)
+        """, blocked=["yaml"])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout == ("the Hub model card (handaug-export --format hub) needs the 'hub' extra (yaml is not installed): "
+                           'pip install "handaug[hub]"\n')
 
 
 def test_command_with_its_extra_runs_the_command():
@@ -285,7 +300,8 @@ def test_wheel_without_extras_in_a_fresh_environment_runs_synth_to_real_only():
         assert "resnet" in plugins.stdout and "FAILED TO LOAD" not in plugins.stderr
 
         for command, extra, module in (("handaug-train", "train", "lightning"), ("handaug-translate", "train", "lightning"),
-                                       ("handaug-eval", "eval", "torchmetrics")):
+                                       ("handaug-eval", "eval", "torchmetrics"),
+                                       ("handaug-train-silnet", "train", "lightning")):
             proc = subprocess.run([str(bin_dir / command), "--help"], capture_output=True, text=True, timeout=120,
                                   env=env, cwd=work)
             assert (proc.returncode, proc.stdout) == (2, "")

@@ -1,4 +1,5 @@
-"""Console scripts whose command needs an extra: ``handaug-train``, ``handaug-translate``, ``handaug-eval``.
+"""Console scripts whose command needs an extra: ``handaug-train``, ``handaug-translate``, ``handaug-eval``,
+``handaug-train-silnet``.
 
 Each checks that its extra is installed *before* importing its command module (``handaug.cli.train``
 imports Lightning at the top), so without it the command prints one line naming the extra,
@@ -36,3 +37,8 @@ def translate(argv: list[str] | None = None) -> int:
 def evaluate(argv: list[str] | None = None) -> int:
     """``handaug-eval`` (:mod:`handaug.cli.eval`): needs the ``eval`` extra."""
     return _launch("handaug-eval", "handaug.cli.eval", "eval", argv)
+
+
+def train_silnet(argv: list[str] | None = None) -> int:
+    """``handaug-train-silnet`` (:mod:`handaug.cli.silnet`): needs the ``train`` extra (its data module)."""
+    return _launch("handaug-train-silnet", "handaug.cli.silnet", "train", argv)
