@@ -172,6 +172,75 @@ def test_core_and_torchvision_adapter_and_plugins_work_with_every_extra_blocked(
                       "resnet_listed": True, "loaded": []}
 
 
+def installed_with(extra: str, handaug_requirements: list[Requirement]) -> set[str]:
+    """Top-level modules of every distribution that ``pip install "handaug[EXTRA]"`` brings.
+
+    ``handaug_requirements`` are the built wheel's ``Requires-Dist``; the other distributions'
+    requirements are read from this environment.
+    """
+    from importlib.metadata import PackageNotFoundError, packages_distributions, requires
+
+    todo, extras = [], [extra]
+    while extras:  # the extra's own requirements, nested handaug[...] extras expanded
+        current = extras.pop()
+        for r in handaug_requirements:
+            if r.marker is not None and r.marker.evaluate({"extra": current}):
+                if canonicalize_name(r.name) == "handaug":
+                    extras += sorted(r.extras)
+                else:
+                    todo.append(r)
+    dists: set[str] = set()
+    while todo:
+        requirement = todo.pop()
+        name = canonicalize_name(requirement.name)
+        if name in dists:
+            continue
+        dists.add(name)
+        try:
+            texts = requires(name) or []
+        except PackageNotFoundError:
+            continue
+        for text in texts:
+            r = Requirement(text)
+            wanted = {""} | set(requirement.extras)
+            if r.marker is None or any(r.marker.evaluate({"extra": e}) for e in wanted):
+                todo.append(r)
+    return {module for module, owners in packages_distributions().items()
+            if any(canonicalize_name(d) in dists for d in owners)}
+
+
+@pytest.mark.parametrize(("adapter", "extra", "use"), [
+    ("albumentations", "albumentations",
+     "out = mod.SynthToReal(ckpt, p=1.0, precision='fp32')(image=image.permute(1, 2, 0).numpy())['image']"),
+    ("kornia", "kornia", "out = mod.SynthToReal(ckpt, p=1.0, precision='fp32')(image[None].float() / 255)"),
+    ("lightning", "train", "out = mod.SynthToRealCallback(handaug.SynthToReal(ckpt, precision='fp32'))"),
+])
+def test_each_adapter_works_with_its_extra_alone(wheel_metadata, tmp_path, adapter, extra, use):
+    """The libraries of the other extras that the adapter's extra does not bring are blocked.
+
+    Only :data:`NOT_IN_CORE`'s: libraries such as torchmetrics decide whether matplotlib or
+    huggingface_hub is there from installed metadata, which a blocked module does not change.
+    """
+    requirements = [Requirement(r) for r in wheel_metadata[0].get_all("Requires-Dist")]
+    blocked = sorted(set(NOT_IN_CORE) - installed_with(extra, requirements))
+    assert blocked  # something is blocked in each case
+    assert set(EXTRA_MODULES[extra]).isdisjoint(blocked)
+    proc = run_python(f"""
+        import importlib
+        import torch
+        import handaug
+        from handaug.registry import create_generator
+
+        ckpt = handaug.save_generator(create_generator("resnet", n_blocks=1, ngf=8), {str(tmp_path / "ckpt")!r})
+        image = torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8)
+        mod = importlib.import_module("handaug.integrations.{adapter}")
+        {use}
+        print(type(out).__name__)
+        """, blocked=blocked)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip() in ("ndarray", "Tensor", "SynthToRealCallback")
+
+
 @pytest.mark.parametrize(("command", "function", "blocked", "extra"), [
     ("handaug-train", "train", "lightning", "train"),
     ("handaug-train", "train", "jsonargparse", "train"),
