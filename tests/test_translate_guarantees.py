@@ -145,14 +145,14 @@ def test_cleanup_after_a_crash_removes_only_journalled_temporaries(tmp_path, ckp
     real_write = engine.write_image_atomically
     calls = []
 
-    def dies_on_the_fourth(path, rgb, journal):
+    def dies_on_the_fourth(path, rgb, journal, *options):
         calls.append(path)
         if len(calls) == 4:  # as a kill -9 mid-write: a journalled temporary, no image
             temp = path.with_name(f".{path.name}.feedfacefeedface.handaug-part")
             journal.record(path, temp)
             temp.write_bytes(b"half an image")
             raise Killed
-        real_write(path, rgb, journal)
+        real_write(path, rgb, journal, *options)
 
     monkeypatch.setattr(engine, "write_image_atomically", dies_on_the_fourth)
     with pytest.raises(Killed):

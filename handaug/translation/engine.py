@@ -6,7 +6,11 @@ it will write and no outputs of other settings, deletes the temporary files a ki
 (only those its journal names), records the run's settings, and works out what is pending.
 Each rank then gets every ``world_size``-th pending image (no padding, so no image is done
 twice) and every ``world_size``-th pending file copy. Reading runs in DataLoader workers,
-translation on the rank's device, and encoding/writing in a background thread pool. Targets
+translation on the rank's device, and encoding/writing in a background thread pool (one thread
+per core by default: OpenCV encodes without the GIL). JPEGs of the ``folder`` reader are decoded
+by torchvision from bytes the workers read safely: on a GPU in batches on the device, on the CPU
+in the workers. On the CPU the translation runs a few frames at a time, so that its element-wise
+steps stay in the cache. Targets
 appear only by atomic rename, so a killed run leaves no partial file and the next run skips
 what is done. A file that cannot be read, decoded or translated is skipped and listed, never a
 reason to stop the run.
@@ -24,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import lightning as L
 import numpy as np
 import torch
@@ -34,8 +39,8 @@ from handaug._version import __version__
 from handaug.hub import is_hub_name
 from handaug.atomic_files import file_sha256
 from handaug.checkpoint import read_checkpoint
-from handaug.data.folder import MAX_IMAGE_PIXELS, checked_image_size
-from handaug.data.source_files import FileIdentity, only_planned_files
+from handaug.data.folder import MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, ImageFolder, checked_image_size, read_mask
+from handaug.data.source_files import FileIdentity, only_planned_files, read_source_bytes
 from handaug.registry import create_dataset, get_registry
 from handaug.synth_to_real import SynthToReal
 from handaug.translation.plan import ImageJob, Skipped, TranslationPlan, build_plan, check_folders, foreign_files
@@ -57,12 +62,30 @@ from handaug.translation.state import (
     write_run_record,
 )
 from handaug.translation.target import TargetFolder
-from handaug.translation.writer import BackgroundWriter, SourceUnreadable, copy_atomically, write_image_atomically
+from handaug.translation.writer import (
+    PNG_COMPRESSION,
+    BackgroundWriter,
+    SourceUnreadable,
+    copy_atomically,
+    default_writer_threads,
+    encoding_parameters,
+    write_image_atomically,
+)
 
 #: Where the per-rank records and the run's state live, inside the target folder.
 SHARD_DIR = STATE_DIR
 #: The run-record entries that decide the pixels of the outputs: a run whose values differ is refused.
 COMPARED_SETTINGS: tuple[str, ...] = ("source", "dataset", "dataset_kwargs", "checkpoint_sha256", "mask_mode", "hand_crop", "precision")
+#: On the CPU, frames go through SynthToReal this many pixels at a time (2 frames of 256 px; as
+#: SynthToReal runs its generator on the CPU, so one generator call each): on a whole batch its
+#: element-wise steps leave the cache (identity generator, 256 px, one core: 2.7 ms per frame at 32
+#: frames a call, 0.34 ms at 4).
+CPU_CHUNK_PIXELS = SynthToReal.CPU_CHUNK_PIXELS
+#: File name endings of the images that torchvision decodes (the ``folder`` reader only).
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+#: How JPEGs of the ``folder`` reader are decoded: by the reader (OpenCV), by torchvision in the
+#: DataLoader workers, or by torchvision in batches on the device (nvJPEG on a GPU).
+JPEG_DECODERS = ("reader", "worker", "device")
 
 
 @dataclass
@@ -116,15 +139,29 @@ class _PendingImages(Dataset):
     read, or that is no longer the file planned (a link put in its place, see
     :func:`~handaug.data.source_files.only_planned_files`) is returned as
     ``{"position", "error": reason}`` instead.
+
+    ``jpeg_decoder`` (see :data:`JPEG_DECODERS`): with the ``folder`` reader (without keypoints),
+    a JPEG's bytes are read here under the same checks (planned file, header size, byte limit)
+    and decoded by torchvision, here (``"worker"``) or on the device (``"device"``: the item
+    then holds ``"jpeg"``, the file's bytes as a 1-D uint8 array, and ``"size"`` ``(H, W)`` from
+    its header, instead of ``"image"``).
     """
 
     def __init__(self, reader: Any, jobs: list[ImageJob], max_image_pixels: int,
-                 source_roots: tuple[Path, ...] = (), identities: dict[str, FileIdentity] | None = None) -> None:
+                 source_roots: tuple[Path, ...] = (), identities: dict[str, FileIdentity] | None = None,
+                 jpeg_decoder: str = "reader") -> None:
+        if jpeg_decoder not in JPEG_DECODERS:
+            raise ValueError(f"jpeg_decoder must be one of {JPEG_DECODERS}, got {jpeg_decoder!r}")
         self.reader = reader
         self.jobs = jobs
         self.max_image_pixels = max_image_pixels
         self.source_roots = tuple(str(root) for root in source_roots)
         self.identities = identities or {}
+        # Only the folder reader is read here: its image and mask files are known, and it yields nothing else needed.
+        self.jpeg_decoder = jpeg_decoder if isinstance(reader, ImageFolder) and reader.keypoints is None else "reader"
+        # The folder reader checks each header against its max_image_pixels (this run's limit) before decoding:
+        # no need to open and parse the header a second time first. Other readers are checked here.
+        self.reader_checks_size = isinstance(reader, ImageFolder) and reader.max_image_pixels == max_image_pixels
 
     def __len__(self) -> int:
         return len(self.jobs)
@@ -133,7 +170,11 @@ class _PendingImages(Dataset):
         job = self.jobs[position]
         try:
             with only_planned_files(self.source_roots, self.identities):
-                checked_image_size(job.source, self.max_image_pixels)
+                jpeg = self.jpeg_decoder != "reader" and job.source.suffix.lower() in JPEG_SUFFIXES
+                if jpeg or not self.reader_checks_size:
+                    size = checked_image_size(job.source, self.max_image_pixels)
+                    if jpeg and size is not None:
+                        return self._jpeg_item(position, job, size)
                 sample = self.reader[job.index]
             image = np.asarray(sample["image"])
             if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -147,6 +188,25 @@ class _PendingImages(Dataset):
         return {"position": position, "image": image, "mask": None if mask is None else torch.from_numpy(np.asarray(mask) > 0)}
 
 
+    def _jpeg_item(self, position: int, job: ImageJob, size: tuple[int, int]) -> dict[str, Any]:
+        """The item of a JPEG of the folder reader, read (under the caller's plan) as the reader reads it."""
+        data = np.frombuffer(read_source_bytes(job.source, MAX_IMAGE_FILE_BYTES), dtype=np.uint8)
+        mask = None
+        if self.reader.masks:
+            mask_path = self.reader.masks[job.index]
+            mask = read_mask(mask_path, self.max_image_pixels)
+            if mask is None:
+                raise OSError(f"mask {str(mask_path)!r} cannot be decoded")
+            if mask.shape != size:
+                raise ValueError(f"its mask is {mask.shape}, the image {size}")
+            mask = torch.from_numpy(mask > 0)
+        if self.jpeg_decoder == "device":
+            return {"position": position, "jpeg": data, "size": size, "mask": mask}
+        image = decode_jpeg_bytes(data, torch.device("cpu"))
+        if image is None or tuple(image.shape[1:]) != size:
+            raise OSError(f"image {str(job.source)!r} has a readable header but its pixels cannot be decoded")
+        return {"position": position, "image": image, "mask": mask}
+
     def _reason(self, err: Exception, job: ImageJob) -> str:
         """Why the image was skipped; an error of another file (its mask) names that file."""
         if not isinstance(err, OSError) or not err.strerror:
@@ -157,24 +217,56 @@ class _PendingImages(Dataset):
         return err.strerror
 
 
+def _torchvision_decode_jpeg(data: list[np.ndarray], device: torch.device) -> list[torch.Tensor]:
+    """``torchvision.io.decode_jpeg`` of JPEG files' bytes → ``(3, H, W)`` uint8 RGB each, on ``device``, in one call.
+
+    torchvision 0.29 announces on every call that its image decoders will move to TorchCodec; they
+    still work, and the notice is not the user's concern. Raises ``RuntimeError`` as ``decode_jpeg``.
+    """
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*decoding and encoding capabilities of TorchVision are deprecated.*")
+        return decode_jpeg([torch.from_numpy(np.array(d)) for d in data], mode=ImageReadMode.RGB, device=device)
+
+
+def decode_jpeg_bytes(data: np.ndarray, device: torch.device) -> torch.Tensor | None:
+    """A JPEG file's bytes (1-D uint8) → ``(3, H, W)`` uint8 RGB on ``device`` (torchvision; OpenCV if it fails); ``None`` if undecodable."""
+    try:
+        return _torchvision_decode_jpeg([data], device)[0]
+    except RuntimeError:
+        pass  # a JPEG that libjpeg-turbo or nvJPEG refuses: OpenCV may still read it
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if bgr is None:
+        return None
+    return torch.from_numpy(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)).permute(2, 0, 1).to(device)
+
+
 def _collate_by_size(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack items of equal size (and mask presence) together (a batch may hold several groups); keep the errors apart."""
+    """Stack items of equal size (and mask presence) together (a batch may hold several groups); keep the errors apart.
+
+    Undecoded JPEGs (``"jpeg"`` items) form groups of their own, whose ``"jpegs"`` lists their
+    bytes (numpy arrays, which stay on the host), whose ``"size"`` is their ``(H, W)`` from the
+    headers, and whose ``"images"`` is ``None``.
+    """
     groups: dict[tuple, list[dict[str, Any]]] = {}
     errors = []
     for item in items:
         if "error" in item:
             errors.append((item["position"], item["error"]))
             continue
-        key = (tuple(item["image"].shape), item["mask"] is not None)
-        groups.setdefault(key, []).append(item)
+        shape = ("jpeg", *item["size"]) if "jpeg" in item else tuple(item["image"].shape)
+        groups.setdefault((shape, item["mask"] is not None), []).append(item)
     return {
         "groups": [
             {
                 "positions": torch.tensor([i["position"] for i in group]),
-                "images": torch.stack([i["image"] for i in group]),
+                "images": None if shape[0] == "jpeg" else torch.stack([i["image"] for i in group]),
+                "jpegs": [i["jpeg"] for i in group] if shape[0] == "jpeg" else None,
+                "size": shape[1:] if shape[0] == "jpeg" else None,
                 "masks": torch.stack([i["mask"] for i in group]) if has_mask else None,
             }
-            for (_, has_mask), group in groups.items()
+            for (shape, has_mask), group in groups.items()
         ],
         "errors": errors,
     }
@@ -186,6 +278,7 @@ class _TranslationData(L.LightningDataModule):
         super().__init__()
         self.reader, self.work, self.journal = reader, work, journal
         self.batch_size, self.num_workers, self.max_image_pixels = batch_size, num_workers, max_image_pixels
+        self.jpeg_decoder = "worker"
         self.jobs: list[ImageJob] = []
         self.copies: list[tuple[Path, Path]] = []
 
@@ -198,10 +291,13 @@ class _TranslationData(L.LightningDataModule):
         if self.journal is None:
             # This process reaches DST from its own descriptor, checked to be the folder rank 0 prepared.
             self.journal = Journal(TargetFolder(self.work.target_root, self.work.target_identity), f"{self.work.run_id}-rank{rank}")
+        # nvJPEG decodes a batch on the GPU faster than the workers can; on the CPU the workers decode in parallel.
+        self.jpeg_decoder = "device" if self.trainer.strategy.root_device.type == "cuda" else "worker"
 
     def predict_dataloader(self) -> DataLoader:
         return DataLoader(
-            _PendingImages(self.reader, self.jobs, self.max_image_pixels, self.work.source_roots, self.work.identities),
+            _PendingImages(self.reader, self.jobs, self.max_image_pixels, self.work.source_roots, self.work.identities,
+                           self.jpeg_decoder),
             batch_size=self.batch_size,
             num_workers=self.num_workers,
             collate_fn=_collate_by_size,
@@ -216,13 +312,44 @@ class _Translator(L.LightningModule):
         self.writer = writer
 
     def _translate(self, images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
-        return self.transform(images, mask=masks).permute(0, 2, 3, 1).cpu()
+        """``(n, 3, H, W)`` uint8 (and masks) → ``(n, H, W, 3)`` uint8 RGB on the host."""
+        if images.device.type == "cpu":
+            per_chunk = max(1, CPU_CHUNK_PIXELS // (images.shape[-2] * images.shape[-1]))
+            mask_chunks = [None] * images.shape[0] if masks is None else masks.split(per_chunk)
+            chunks = [self.transform(x, mask=m) for x, m in zip(images.split(per_chunk), mask_chunks)]
+            return (chunks[0] if len(chunks) == 1 else torch.cat(chunks)).permute(0, 2, 3, 1)
+        # Off the CPU, one contiguous copy to the host: the writer threads get plain (H, W, 3) arrays.
+        return self.transform(images, mask=masks).permute(0, 2, 3, 1).contiguous().cpu()
+
+    def _decoded(self, group: dict[str, Any], errors: list[tuple[int, str]]) -> dict[str, Any]:
+        """A group of undecoded JPEGs with its ``"images"`` decoded on this device in one batch; the undecodable are dropped into ``errors``."""
+        positions = group["positions"].cpu()
+        try:
+            images: list[torch.Tensor | None] = list(_torchvision_decode_jpeg(group["jpegs"], self.device))
+        except RuntimeError:  # one file spoils the batch: decode them one by one to find it
+            images = [decode_jpeg_bytes(jpeg, self.device) for jpeg in group["jpegs"]]
+        keep = []
+        for i, image in enumerate(images):
+            if image is None or tuple(image.shape) != (3, *group["size"]):
+                errors.append((int(positions[i]), "has a readable header but its pixels cannot be decoded"))
+            else:
+                keep.append(i)
+        index = torch.tensor(keep, dtype=torch.long)
+        return {
+            "positions": positions[index],
+            "images": torch.stack([images[i] for i in keep]) if keep else None,
+            "masks": None if group["masks"] is None else group["masks"][index.to(group["masks"].device)],
+        }
 
     def predict_step(self, batch: dict[str, Any], batch_idx: int) -> dict[str, Any]:
         out: dict[str, Any] = {"translated": [], "errors": list(batch["errors"])}
         if self.writer.failed:
             return out  # the run stops with the writer's error; no point translating more
         for group in batch["groups"]:
+            if group.get("jpegs") is not None:
+                group = self._decoded(group, out["errors"])
+                if group["images"] is None:
+                    continue
             positions = group["positions"].cpu()
             try:
                 out["translated"].append((positions, self._translate(group["images"], group["masks"])))
@@ -241,9 +368,9 @@ class _Translator(L.LightningModule):
 class _ImageWriter(BasePredictionWriter):
     """Hands each batch's translations to the background writer as soon as the batch is done; notes the skipped."""
 
-    def __init__(self, data: _TranslationData, writer: BackgroundWriter) -> None:
+    def __init__(self, data: _TranslationData, writer: BackgroundWriter, png_compression: int | None = PNG_COMPRESSION) -> None:
         super().__init__(write_interval="batch")
-        self.data, self.writer = data, writer
+        self.data, self.writer, self.png_compression = data, writer, png_compression
         self.translated: list[str] = []
         self.skipped: list[Skipped] = []
 
@@ -255,7 +382,8 @@ class _ImageWriter(BasePredictionWriter):
             self.skipped.append(Skipped(self._relative(position), reason))
         for positions, images in prediction["translated"]:
             for position, rgb in zip(positions.tolist(), images.numpy()):
-                self.writer.submit(write_image_atomically, self.data.jobs[position].target, rgb, self.data.journal)
+                self.writer.submit(write_image_atomically, self.data.jobs[position].target, rgb, self.data.journal,
+                                   self.png_compression)
                 self.translated.append(self._relative(position))
 
 
@@ -435,7 +563,8 @@ def translate_dataset(
     precision: str = "auto",
     mask_mode: str = "composite",
     hand_crop: bool = False,
-    writer_threads: int = 2,
+    writer_threads: int | None = None,
+    png_compression: int | None = PNG_COMPRESSION,
     progress: bool = True,
     max_image_pixels: int = MAX_IMAGE_PIXELS,
     overwrite: bool = False,
@@ -443,8 +572,11 @@ def translate_dataset(
 ) -> TranslationReport | None:
     """Translate every image of the ``dataset`` reader over ``source`` into ``target``.
 
-    Images keep their relative paths, file names and formats (PNG stays lossless; JPEG is
-    written at quality 95); every other file under ``source`` is copied unchanged. With a
+    Images keep their relative paths, file names and formats (PNG stays lossless, at zlib level
+    ``png_compression``, default OpenCV's fast level 1: see
+    :data:`~handaug.translation.writer.PNG_COMPRESSION`; JPEG is written at quality 95); every
+    other file under ``source`` is copied unchanged. ``writer_threads`` threads encode and write
+    (default: one per core, 2 to 8; see :func:`~handaug.translation.writer.default_writer_threads`). With a
     reader that yields masks and ``mask_mode="composite"``, only the hands change. A run that
     was killed resumes: finished images and copies are skipped. ``devices``/``num_nodes`` > 1
     run Lightning DDP, each rank translating its own shard.
@@ -466,9 +598,12 @@ def translate_dataset(
         FileNotFoundError: ``source`` or ``ckpt`` does not exist.
         OSError: the target cannot be written (read-only, full); the message names the file.
     """
-    for name, value, least in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0), ("max_image_pixels", max_image_pixels, 1)):
+    writer_threads = default_writer_threads() if writer_threads is None else writer_threads
+    for name, value, least in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0), ("max_image_pixels", max_image_pixels, 1),
+                               ("writer_threads", writer_threads, 1)):
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    encoding_parameters(".png", png_compression)  # refuses a level outside 0..9
     started = time.time()
     check_folders(source, target)  # before anything else: a target that is a file, or overlaps the source
     checkpoint = read_checkpoint(ckpt)
@@ -481,9 +616,10 @@ def translate_dataset(
     if hasattr(reader, "max_image_pixels"):
         reader.max_image_pixels = max_image_pixels  # the reader decodes what this run's limit allows
     transform = SynthToReal(ckpt, p=1.0, mask_mode=mask_mode, precision=precision, hand_crop=hand_crop)
-    writer = BackgroundWriter(writer_threads)
+    # Two batches may wait: one is encoded and written while the next is translated.
+    writer = BackgroundWriter(writer_threads, max_pending=max(64, 2 * batch_size, 4 * writer_threads))
     data = _TranslationData(reader, None, None, batch_size, num_workers, max_image_pixels)
-    image_writer = _ImageWriter(data, writer)
+    image_writer = _ImageWriter(data, writer, png_compression)
     world = (int(devices) if str(devices).isdigit() else 1) * num_nodes
     trainer = L.Trainer(
         accelerator=accelerator,
@@ -545,7 +681,8 @@ def translate_dataset(
             checkpoint=record["checkpoint"],
             checkpoint_sha256=record["checkpoint_sha256"],
             handaug_version=__version__,
-            settings={**settings, "batch_size": batch_size, "max_image_pixels": max_image_pixels},
+            settings={**settings, "batch_size": batch_size, "max_image_pixels": max_image_pixels,
+                      "png_compression": png_compression, "writer_threads": writer_threads},
             images=len(plan.images) + len(plan.skipped_images),
             images_translated=sum(len(s["translated"]) for s in shards),
             images_already_done=done[0],
