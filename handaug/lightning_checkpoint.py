@@ -167,7 +167,7 @@ def export_training_checkpoint(
     datamodule = datamodule if isinstance(datamodule, dict) else {}
     background = None
     if "background" in datamodule:
-        from handaug.data.unpaired import background_value
+        from handaug.data.background import background_value
 
         try:
             background = background_value(datamodule["background"])

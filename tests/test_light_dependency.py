@@ -209,6 +209,25 @@ def installed_with(extra: str, handaug_requirements: list[Requirement]) -> set[s
             if any(canonicalize_name(d) in dists for d in owners)}
 
 
+def test_exporting_a_training_checkpoint_needs_no_extra(tmp_path):
+    """``handaug-export CKPT --format handaug`` reads the data module's background without albumentations."""
+    proc = run_python(f"""
+        import torch
+        from handaug import read_checkpoint
+        from handaug.cli.export import main
+        from handaug.registry import create_generator
+
+        state = {{"generator_s2r." + k: v for k, v in create_generator("resnet", n_blocks=1, ngf=8).state_dict().items()}}
+        torch.save({{"epoch": 1, "global_step": 2, "state_dict": state,
+                    "hyper_parameters": {{"generator": "resnet", "generator_kwargs": {{"n_blocks": 1, "ngf": 8}}}},
+                    "datamodule_hyper_parameters": {{"background": "white", "crop_size": 32}}}}, {str(tmp_path / "last.ckpt")!r})
+        assert main([{str(tmp_path / "last.ckpt")!r}, "--format", "handaug", "--out", {str(tmp_path / "g")!r}]) == 0
+        print(read_checkpoint({str(tmp_path / "g")!r}).background)
+        """, blocked=ALL_EXTRA_MODULES)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[-1] == "1.0"
+
+
 @pytest.mark.parametrize(("adapter", "extra", "use"), [
     ("albumentations", "albumentations",
      "out = mod.SynthToReal(ckpt, p=1.0, precision='fp32')(image=image.permute(1, 2, 0).numpy())['image']"),

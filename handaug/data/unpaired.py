@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from handaug.data.background import BACKGROUNDS, background_value  # noqa: F401 - also imported from here
 from handaug.data.crops import CROP_MODES, CropMode, centroid_crop, hand_centred_crop
 from handaug.data.pairing import PairKey, item_rng
 
@@ -25,32 +26,6 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # never phone home from 
 import albumentations as A  # noqa: E402
 
 log = logging.getLogger(__name__)
-
-BACKGROUNDS: dict[str, float] = {"white": 1.0, "black": -1.0}
-
-
-def background_value(background: str | float) -> float | None:
-    """The value in ``[-1, 1]`` that the background outside the hand mask is set to.
-
-    ``"keep"`` (``None``: the background stays as it is), ``"white"`` (1.0, H-GAN's choice for
-    SynthHands/RealHands), ``"black"`` (-1.0), or a number in ``[-1, 1]``.
-    """
-    if isinstance(background, str):
-        if background == "keep":
-            return None
-        if background in BACKGROUNDS:
-            return BACKGROUNDS[background]
-        try:
-            background = float(background)
-        except ValueError:
-            raise ValueError(
-                f"background must be 'keep', 'white', 'black' or a number in [-1, 1], got {background!r}"
-            ) from None
-    value = float(background)
-    if not -1.0 <= value <= 1.0:
-        raise ValueError(f"background must be in [-1, 1] when given as a number, got {value}")
-    return value
-
 
 def crop_pipeline(crop_size: int, *, random: bool, load_size: int | None = None, hflip: bool = False) -> A.Compose:
     """Albumentations pipeline: optional resize of the shorter side to ``load_size``, then a
