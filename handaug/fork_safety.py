@@ -61,16 +61,23 @@ def in_bad_fork() -> bool:
     return bool(predicate()) if predicate is not None else False
 
 
-def refuse_cuda_in_bad_fork(owner: str, device: object) -> None:
-    """Raise :class:`CUDAInForkedProcessError` naming ``owner`` if this process cannot use CUDA because of a fork."""
-    if not in_bad_fork():
+def refuse_cuda_in_bad_fork(owner: str, device: object, *, inherited: bool = False, batched_path: str | None = None) -> None:
+    """Raise :class:`CUDAInForkedProcessError` naming ``owner`` if this process cannot use CUDA because of a fork.
+
+    ``inherited``: the caller knows it was inherited through ``fork`` (an adapter records the
+    process that built it), which refuses CUDA even before torch marks the process.
+    ``batched_path``: how that caller translates the collated batch on the GPU instead.
+    """
+    if not (inherited or in_bad_fork()):
         return
     info = torch.utils.data.get_worker_info()
     where = f"DataLoader worker {info.id}, a forked process" if info is not None else "a forked process"
-    raise CUDAInForkedProcessError(
-        f"{owner}(device={str(device)!r}) cannot run on CUDA in {where}: CUDA does not work after fork. "
-        "Use DataLoader(..., multiprocessing_context='spawn') (or 'forkserver'), or device=None (or 'cpu') "
-        "for the transform in workers, or translate the collated batch on the GPU in the main process "
+    batched = batched_path or (
+        "translate the collated batch on the GPU in the main process "
         "(handaug.integrations.batch.translate_batch, or call the transform on the GPU batch)"
     )
-
+    raise CUDAInForkedProcessError(
+        f"{owner}(device={str(device)!r}) cannot run on CUDA in {where}: CUDA does not work after fork. "
+        "Use DataLoader(..., multiprocessing_context='spawn') (or 'forkserver'), "
+        f"or device=None (or 'cpu') for the transform in workers, or {batched}"
+    )

@@ -31,8 +31,7 @@ import torch
 __all__ = ["CUDAInForkedProcessError", "ForkGuard"]
 
 
-from handaug.fork_safety import CUDAInForkedProcessError
-from handaug.fork_safety import in_bad_fork as _in_bad_fork  # the core's record: one test hook for both
+from handaug.fork_safety import CUDAInForkedProcessError, refuse_cuda_in_bad_fork
 
 
 class ForkGuard:
@@ -74,14 +73,5 @@ class ForkGuard:
         Reads only the process id, torch's bad-fork flag and the DataLoader worker info: it never
         initialises CUDA.
         """
-        if not self.uses_cuda:
-            return
-        if not (_in_bad_fork() or os.getpid() != self.pid):
-            return
-        info = torch.utils.data.get_worker_info()
-        where = f"DataLoader worker {info.id}, a forked process" if info is not None else "a forked process"
-        raise CUDAInForkedProcessError(
-            f"{self.owner}(device={self.device!r}) cannot run on CUDA in {where}: CUDA does not work after fork. "
-            "Use DataLoader(..., multiprocessing_context='spawn') (or 'forkserver'), "
-            f"or device=None (or 'cpu') for the transform in workers, or {self.batched_path}"
-        )
+        if self.uses_cuda:
+            refuse_cuda_in_bad_fork(self.owner, self.device, inherited=os.getpid() != self.pid, batched_path=self.batched_path)

@@ -3,16 +3,7 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
-import pytest
-
-from test_translate_guarantees import MASKS_JSON, assert_one_error_line, checkpoint, run, write_dataset
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory) -> Path:
-    return checkpoint(tmp_path_factory.mktemp("ckpt") / "ckpt")
+from test_translate_guarantees import MASKS_JSON, assert_one_error_line, ckpt, run, write_dataset  # noqa: F401 - ckpt: fixture
 
 
 def test_a_fifo_lock_is_refused_naming_it(tmp_path, ckpt, capsys):
