@@ -265,12 +265,12 @@ def test_a_dst_folder_swapped_for_a_link_mid_run_is_never_written_through(tmp_pa
     real_write = engine.write_image_atomically
     calls = []
 
-    def swapped_before_the_third(path, rgb, journal, *options):
+    def swapped_before_the_third(path, rgb, journal, *options, **layout):
         calls.append(path)
         if len(calls) == 3:
             (dst / "images").rename(tmp_path / "images.old")
             (dst / "images").symlink_to(elsewhere, target_is_directory=True)
-        real_write(path, rgb, journal, *options)
+        real_write(path, rgb, journal, *options, **layout)
 
     monkeypatch.setattr(engine, "write_image_atomically", swapped_before_the_third)
     code, _, err = run(ckpt, src, dst, "--dataset-kwargs", MASKS_JSON, "--batch-size", "2", capsys=capsys)

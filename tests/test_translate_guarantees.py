@@ -145,14 +145,14 @@ def test_cleanup_after_a_crash_removes_only_journalled_temporaries(tmp_path, ckp
     real_write = engine.write_image_atomically
     calls = []
 
-    def dies_on_the_fourth(path, rgb, journal, *options):
+    def dies_on_the_fourth(path, rgb, journal, *options, **layout):
         calls.append(path)
         if len(calls) == 4:  # as a kill -9 mid-write: a journalled temporary, no image
             temp = path.with_name(f".{path.name}.feedfacefeedface.handaug-part")
             journal.record(path, temp)
             temp.write_bytes(b"half an image")
             raise Killed
-        real_write(path, rgb, journal, *options)
+        real_write(path, rgb, journal, *options, **layout)
 
     monkeypatch.setattr(engine, "write_image_atomically", dies_on_the_fourth)
     with pytest.raises(Killed):
@@ -284,9 +284,9 @@ def test_a_stopped_run_finishes_its_pending_writes_before_it_lets_go(tmp_path, c
     dst = tmp_path / "dst"
     real_write = engine.write_image_atomically
 
-    def slow_write(*args):
+    def slow_write(*args, **kwargs):
         time.sleep(0.3)
-        real_write(*args)
+        real_write(*args, **kwargs)
 
     def killed(*args):
         raise KeyboardInterrupt

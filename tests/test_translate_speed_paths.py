@@ -172,14 +172,14 @@ def test_cpu_chunks_translate_exactly_as_one_call(ckpt, monkeypatch):
     images = torch.randint(0, 256, (5, 3, 32, 32), dtype=torch.uint8)
     masks = torch.rand(5, 32, 32) > 0.3
     transform = SynthToReal(ckpt, p=1.0)
-    whole = transform(images, mask=masks).permute(0, 2, 3, 1)
+    whole = transform(images, mask=masks)
     monkeypatch.setattr(engine, "CPU_CHUNK_PIXELS", 2 * 32 * 32)  # chunks of 2, 2 and 1 frames
     calls = []
     counting = lambda x, mask=None: calls.append(len(x)) or transform(x, mask=mask)  # noqa: E731
     chunked = _Translator(counting, None)._translate(images, masks)
-    assert calls == [2, 2, 1] and torch.equal(chunked, whole)
+    assert calls == [2, 2, 1] and [len(c) for c in chunked] == [2, 2, 1] and torch.equal(torch.cat(chunked), whole)
     calls.clear()
-    assert torch.equal(_Translator(counting, None)._translate(images, None), transform(images).permute(0, 2, 3, 1))
+    assert torch.equal(torch.cat(_Translator(counting, None)._translate(images, None)), transform(images))
 
 
 def test_writer_threads_follow_the_cores(monkeypatch):
@@ -199,3 +199,23 @@ def test_the_benchmark_measures_the_io_path_and_writes_json(tmp_path):
     assert [r["method"] for r in figures["results"]] == ["plain loop (cv2.imread + cv2.imwrite)", "handaug-translate (identity generator)"]
     assert figures["results"][0]["ratio"] == 1.0 and all(r["images_per_s"] > 0 for r in figures["results"])
     assert figures["settings"]["identity"] is True and figures["settings"]["torch_threads"] == 1
+
+
+def test_planes_are_written_as_the_same_image_as_interleaved_pixels(tmp_path):
+    from handaug.translation.state import Journal
+    from handaug.translation.target import TargetFolder
+    from handaug.translation.writer import write_image_atomically
+
+    rgb = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    journal = Journal(TargetFolder(tmp_path), "test")
+    try:
+        for name in ("a.png", "a.jpg"):
+            write_image_atomically(tmp_path / f"hwc-{name}", rgb, journal)
+            write_image_atomically(tmp_path / f"chw-{name}", np.ascontiguousarray(rgb.transpose(2, 0, 1)), journal, channels_first=True)
+            assert (tmp_path / f"hwc-{name}").read_bytes() == (tmp_path / f"chw-{name}").read_bytes()
+        assert np.array_equal(cv2.imread(str(tmp_path / "chw-a.png"))[..., ::-1], rgb)
+        with pytest.raises(ValueError, match=r"expected \(3, H, W\) planes to write .*b.png, got shape \(20, 30, 3\)"):
+            write_image_atomically(tmp_path / "b.png", rgb, journal, channels_first=True)
+    finally:
+        journal.close()
+        journal.target.close()

@@ -44,10 +44,13 @@ def encoding_parameters(ext: str, png_compression: int | None = PNG_COMPRESSION)
     return []
 
 
-def write_image_atomically(path: Path, rgb: np.ndarray, journal: Journal, png_compression: int | None = PNG_COMPRESSION) -> None:
+def write_image_atomically(path: Path, rgb: np.ndarray, journal: Journal, png_compression: int | None = PNG_COMPRESSION,
+                           *, channels_first: bool = False) -> None:
     """Encode ``rgb`` ``(H, W, 3)`` uint8 in the format of ``path``'s extension and rename it into place.
 
-    PNGs are written at zlib level ``png_compression`` (see :data:`PNG_COMPRESSION`), JPEGs at
+    ``channels_first``: ``rgb`` is ``(3, H, W)`` uint8 instead (planes, as a batch of a device
+    comes back); OpenCV interleaves them into its BGR order in one pass (a strided ``(H, W, 3)``
+    view would cost it 20 times as long as the copy). PNGs are written at zlib level ``png_compression`` (see :data:`PNG_COMPRESSION`), JPEGs at
     :data:`JPEG_QUALITY`. Encoding runs in OpenCV, which releases the GIL: several writer
     threads encode in parallel. The temporary name is recorded in ``journal`` before the file is created. The file is
     written through the journal's :class:`~handaug.translation.target.TargetFolder`: never
@@ -59,7 +62,13 @@ def write_image_atomically(path: Path, rgb: np.ndarray, journal: Journal, png_co
     """
     ext = path.suffix.lower()
     params = encoding_parameters(ext, png_compression)
-    ok, encoded = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
+    if channels_first:
+        if rgb.ndim != 3 or rgb.shape[0] != 3:
+            raise ValueError(f"expected (3, H, W) planes to write {path}, got shape {rgb.shape}")
+        bgr = cv2.merge([np.ascontiguousarray(rgb[c]) for c in (2, 1, 0)])
+    else:
+        bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(ext, bgr, params)
     if not ok:
         raise OSError(f"could not encode {path} as {ext}")
     data = encoded.tobytes()
@@ -126,10 +135,10 @@ class BackgroundWriter:
     def failed(self) -> bool:
         return self.error is not None
 
-    def submit(self, fn, *args) -> None:  # noqa: ANN001 - any write function
+    def submit(self, fn, *args, **kwargs) -> None:  # noqa: ANN001 - any write function
         if self.failed:
             return
-        self._pending.append(self._pool.submit(fn, *args))
+        self._pending.append(self._pool.submit(fn, *args, **kwargs))
         while self._pending and self._pending[0].done():
             self._collect(self._pending.pop(0))
         if len(self._pending) > self.max_pending:
