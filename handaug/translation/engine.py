@@ -261,7 +261,8 @@ def _collate_by_size(items: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "groups": [
             {
-                "positions": torch.tensor([i["position"] for i in group]),
+                # A list, not a tensor: a worker sends each tensor through a socket of its own (about 1 ms).
+                "positions": [i["position"] for i in group],
                 # default_collate stacks straight into shared memory in a worker: no copy to send the batch.
                 "images": None if shape[0] == "jpeg" else default_collate([i["image"] for i in group]),
                 "jpegs": [i["jpeg"] for i in group] if shape[0] == "jpeg" else None,
@@ -328,7 +329,7 @@ class _Translator(L.LightningModule):
 
     def _decoded(self, group: dict[str, Any], errors: list[tuple[int, str]]) -> dict[str, Any]:
         """A group of undecoded JPEGs with its ``"images"`` decoded on this device in one batch; the undecodable are dropped into ``errors``."""
-        positions = group["positions"].cpu()
+        positions = torch.as_tensor(group["positions"]).cpu()
         try:
             images: list[torch.Tensor | None] = list(_torchvision_decode_jpeg(group["jpegs"], self.device))
         except RuntimeError:  # one file spoils the batch: decode them one by one to find it
@@ -355,7 +356,7 @@ class _Translator(L.LightningModule):
                 group = self._decoded(group, out["errors"])
                 if group["images"] is None:
                     continue
-            positions = group["positions"].cpu()
+            positions = torch.as_tensor(group["positions"]).cpu()
             try:
                 out["translated"].append((positions, self._translate(group["images"], group["masks"])))
                 continue
