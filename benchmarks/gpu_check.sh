@@ -4,7 +4,8 @@
 # 1. benchmarks/transform_speed.py at 256 px, batch 64: SynthToReal against eager fp32 and plain bf16 autocast;
 # 2. benchmarks/loop_overhead.py: a ResNet-50 training step alone and with each SynthToReal mode;
 # 3. benchmarks/adapters_in_workers.py: the three adapters in spawn and fork DataLoader workers, and the batched path;
-# 4. benchmarks/train_speed.py: handaug-train's step against a plain PyTorch H-GAN step at 256 px, batches 8 and 32.
+# 4. benchmarks/train_speed.py: handaug-train's step against a plain PyTorch H-GAN step at 256 px, batches 8 and 32;
+# 5. benchmarks/translate_speed.py: handaug-translate on 1,024 PNGs of 256 px against a naive one-image loop.
 # Each stage runs under its own time limit and writes its log (and JSON) to OUT_DIR; the last thing printed is one
 # table of the figures against the issues' goals (benchmarks/gpu_summary.py).
 # Packages the machine lacks (kornia, albumentations and theirs, jsonargparse) are installed from ./.whl if present
@@ -37,9 +38,10 @@ stage() {  # stage NAME SECONDS COMMAND...: run it under a limit, log to $out/NA
     grep -v -i "warning\|warn(" "$out/$name.log" | tail -n 14
 }
 
-stage transform 200 $py benchmarks/transform_speed.py --device cuda --sizes 256 --batch 64 --repeats 10 --json "$out/transform.json"
-stage loop 120 $py benchmarks/loop_overhead.py --device cuda --json "$out/loop.json"
-stage adapters 90 $py benchmarks/adapters_in_workers.py --device cuda
-stage train 150 $py benchmarks/train_speed.py --device cuda --batches 8 32 --json "$out/train.json"
+stage transform 170 $py benchmarks/transform_speed.py --device cuda --sizes 256 --batch 64 --repeats 10 --json "$out/transform.json"
+stage loop 100 $py benchmarks/loop_overhead.py --device cuda --json "$out/loop.json"
+stage adapters 60 $py benchmarks/adapters_in_workers.py --device cuda
+stage train 140 $py benchmarks/train_speed.py --device cuda --batches 8 32 --json "$out/train.json"
+stage translate 100 $py benchmarks/translate_speed.py --accelerator gpu --images 1024 --batch-size 64 --num-workers 8 --repeats 2 --json "$out/translate.json"
 echo "== total $(( $(date +%s) - start )) s"
 $py benchmarks/gpu_summary.py "$out"

@@ -1,6 +1,6 @@
 """One table of benchmarks/gpu_check.sh's figures against the goals of issues 18 and 19.
 
-    python benchmarks/gpu_summary.py OUT_DIR      # reads transform.json, loop.json, train.json, adapters.log
+    python benchmarks/gpu_summary.py OUT_DIR      # reads transform.json, loop.json, train.json, translate.json, adapters.log
 """
 
 from __future__ import annotations
@@ -51,9 +51,19 @@ def main() -> None:
         lines.append(("adapters_in_workers", "no result", ""))
     train = load(out / "train.json")
     if train:
-        lines.append(("handaug-train step (see train.log's table)", json.dumps(train.get("summary", ""))[:60], ">= 3x today, >= 1.5x plain"))
+        for row in train.get("rows", []):
+            if row.get("side") == "handaug-train":
+                lines.append((f"handaug-train step, {row['size']} px, batch {row['batch']}",
+                              f"{row['images_per_s']:.1f} img/s, {100 * row['bf16_peak_fraction']:.1f} % of bf16 peak, "
+                              f"{row['ratio_vs_plain']:.2f}x plain", ">= 168 img/s at batch 8 (3x 56), >= 1.5x plain"))
     else:
         lines.append(("train_speed", "no result", ""))
+    translate = load(out / "translate.json")
+    if translate:
+        for row in translate.get("results", [])[1:]:
+            lines.append((row["method"], f"{row['images_per_s']:.0f} img/s, {row['ratio']:.2f}x the naive loop", ">= 5x"))
+    else:
+        lines.append(("translate_speed", "no result", ""))
     width = max(len(a) for a, _, _ in lines)
     print(f"{'figure':<{width}}  {'measured':<60}  goal")
     for name, value, goal in lines:
