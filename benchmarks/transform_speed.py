@@ -39,7 +39,7 @@ import torch
 
 import handaug
 from handaug.data.procedural import ProceduralHands
-from handaug.hand_crop import hand_window_groups
+from handaug.hand_crop import MAX_GROUPS, hand_window_groups
 from handaug.registry import create_generator
 
 #: Dense bf16 tensor-core peaks (TFLOP/s) of GPUs this may run on.
@@ -167,7 +167,8 @@ def main() -> None:
         images, masks = images.to(device), masks.to(device)
         coverage = 100 * masks.float().mean().item()
         crop = rows["hand_crop"][0]
-        groups = hand_window_groups(masks.float(), crop.crop_margin, crop.stride, crop.min_side)
+        cap = crop.HAND_CROP_GROUPS.get(device.type, MAX_GROUPS)
+        groups = hand_window_groups(masks.float(), crop.crop_margin, crop.stride, crop.min_side, cap)
         windowed = 100 * sum(len(g.indices) * g.windows.height * g.windows.width for g in groups) / masks[:, 0].numel()
         flops = flops_per_image(plain, size, device)
         eager = baseline(plain)

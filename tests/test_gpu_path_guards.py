@@ -151,6 +151,7 @@ def test_float_images_cost_one_value_check_unless_turned_off(ckpts, host_reads):
 def test_hand_crop_reads_the_device_once_and_calls_the_generator_at_most_three_times(ckpts, host_reads):
     images, masks = hands(24, size=96, scale=(0.1, 0.7))  # hands of many sizes: many ladder rungs
     s2r = SynthToReal(ckpts[0], hand_crop=True)
+    s2r.HAND_CROP_GROUPS = {"cpu": MAX_GROUPS}  # the GPU's cap, on this CPU (the CPU's own is larger)
     groups = hand_window_groups(masks.float(), s2r.crop_margin, s2r.stride, s2r.min_side, max_groups=64)
     assert len(groups) > MAX_GROUPS  # the ladder alone would need more calls than allowed
     host_reads.clear()
@@ -162,6 +163,7 @@ def test_hand_crop_reads_the_device_once_and_calls_the_generator_at_most_three_t
 def test_hand_crop_with_a_pool_and_p_reads_once_per_member(ckpts, host_reads):
     images, masks = hands(12, size=96)
     s2r = SynthToReal(ckpts, p=0.7, seed=0, hand_crop=True)
+    s2r.HAND_CROP_GROUPS = {"cpu": MAX_GROUPS}
     host_reads.clear()
     counter, calls = count_calls(s2r, images, masks)
     assert counter.syncs == 0 and len(host_reads) == 2 * 2 and calls <= 2 * MAX_GROUPS
@@ -242,3 +244,11 @@ def test_a_pool_is_capped_before_any_checkpoint_is_read(ckpts):
     with pytest.raises(ValueError, match=rf"ckpt holds 2000 checkpoints; a pool holds at most {MAX_POOL}"):
         SynthToReal([ckpts[0]] * 2000)
     assert len(SynthToReal([ckpts[0]] * MAX_POOL).checkpoints) == MAX_POOL
+
+
+def test_the_cpu_uses_more_window_sizes_where_they_save_pixels(ckpts, host_reads):
+    images, masks = hands(24, size=96, scale=(0.1, 0.7))
+    s2r = SynthToReal(ckpts[0], hand_crop=True)
+    _, calls = count_calls(s2r, images, masks)
+    assert MAX_GROUPS < calls <= SynthToReal.HAND_CROP_GROUPS["cpu"]
+
