@@ -6,14 +6,17 @@ import errno
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from handaug.data.source_files import FileChanged, load_source_npy, open_source_file, read_bytes_from, read_source_json
+
+_T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +80,7 @@ def image_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
             all (a "decompression bomb", over about 179 megapixels).
         FileChanged: under :func:`~handaug.data.source_files.only_planned_files`, the file is not the planned one.
     """
-    try:
-        file = open_source_file(path)
-    except FileChanged:
-        raise
-    except OSError:
-        return None
-    with file:
-        return _header_size(file, path)
+    return _from_open_file(path, lambda file: _header_size(file, path))
 
 
 def checked_image_size(path: str | os.PathLike[str], max_pixels: int | None = None) -> tuple[int, int] | None:
@@ -94,6 +90,11 @@ def checked_image_size(path: str | os.PathLike[str], max_pixels: int | None = No
         ImageTooLarge: the header claims more than ``max_pixels`` pixels; the message names the
             file, its size and the limit.
     """
+    return _from_open_file(path, lambda file: _checked_header(file, path, max_pixels))
+
+
+def _from_open_file(path: str | os.PathLike[str], read: Callable[[BinaryIO], _T]) -> _T | None:
+    """``read`` of the file opened as a source file; ``None`` if it cannot be opened (a changed planned file raises)."""
     try:
         file = open_source_file(path)
     except FileChanged:
@@ -101,7 +102,7 @@ def checked_image_size(path: str | os.PathLike[str], max_pixels: int | None = No
     except OSError:
         return None
     with file:
-        return _checked_header(file, path, max_pixels)
+        return read(file)
 
 
 def read_image_file(path: str | os.PathLike[str], flags: int, max_pixels: int | None = None) -> np.ndarray | None:
