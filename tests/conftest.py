@@ -61,3 +61,17 @@ def tiny_trainer(root, **overrides):
                   num_sanity_val_steps=0, deterministic=True)
     kwargs.update(overrides)
     return L.Trainer(**kwargs)
+
+
+def tiny_pool(root, seeds=(0, 1)):
+    """Tiny masked-trained generators with different weights, one per seed, saved under ``root``: a pool."""
+    from handaug import save_generator
+    from handaug.registry import create_generator
+
+    paths = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        generator = create_generator("resnet", n_blocks=1, ngf=8)
+        paths.append(save_generator(generator, root / f"g{seed}", background=1.0, trained_with_masks=True))
+    return paths
+

@@ -16,13 +16,13 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 import handaug
-from handaug import save_generator
 from handaug.data.procedural import ProceduralHands
 from handaug.integrations import albumentations as albu_adapter
 from handaug.integrations import kornia as kornia_adapter
 from handaug.integrations import torchvision as tv_adapter
 from handaug.integrations.batch import translate_batch
-from handaug.registry import create_generator
+
+from conftest import tiny_pool
 
 KEYPOINTS = A.KeypointParams(format="xy", remove_invisible=False)
 N = 8
@@ -31,13 +31,7 @@ N = 8
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory):
     """Two different tiny generators: a pool, so that decisions carry a member."""
-    root = tmp_path_factory.mktemp("batch")
-    paths = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        paths.append(save_generator(create_generator("resnet", n_blocks=1, ngf=8), root / f"g{seed}", background=1.0,
-                                    trained_with_masks=True))  # fmt: skip
-    return paths
+    return tiny_pool(tmp_path_factory.mktemp("batch"))
 
 
 def assert_same_translation(out, expected):

@@ -13,26 +13,20 @@ from conftest import tiny_trainer
 from torch.utils.data import DataLoader, Dataset
 
 import handaug
-from handaug import save_generator
 from handaug.data.procedural import ProceduralHands
 from handaug.integrations import albumentations as albu_adapter
 from handaug.integrations import kornia as kornia_adapter
 from handaug.integrations.batch import translate_batch
 from handaug.integrations.lightning import SynthToRealCallback
-from handaug.registry import create_generator
+
+from conftest import tiny_pool
 
 N = 8
 
 
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lightning")
-    paths = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        paths.append(save_generator(create_generator("resnet", n_blocks=1, ngf=8), root / f"g{seed}", background=1.0,
-                                    trained_with_masks=True))  # fmt: skip
-    return paths
+    return tiny_pool(tmp_path_factory.mktemp("lightning"))
 
 
 def pipeline(pool, defer):

@@ -17,15 +17,7 @@ from handaug.training.run_lock import RUN_LOCK_FILE, RunFolderBusyError, RunFold
 
 from conftest import tiny_datamodule, tiny_hgan, tiny_trainer
 
-# The demo's config shrunk so that each run takes seconds (as in test_cli.py).
-TINY = [
-    "--model.generator_kwargs", '{"n_blocks": 1, "ngf": 8}',
-    "--model.discriminator_kwargs", '{"ndf": 8, "vgg_weights": "random"}',
-    "--data.synthetic_kwargs", '{"image_size": 48, "length": 40}',
-    "--data.real_kwargs", '{"image_size": 48, "length": 40}',
-    "--data.crop_size", "32", "--data.val_size", "48", "--data.val_count", "4",
-    "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "2", "--trainer.limit_val_batches", "1",
-]  # fmt: skip
+from test_cli import TINY  # noqa: E402 - the demo's config shrunk so that each run takes seconds
 
 
 def train(cwd, *args, timeout=300):
