@@ -9,6 +9,7 @@
 # Each stage runs under its own time limit and writes its log (and JSON) to OUT_DIR; the last thing printed is one
 # table of the figures against the issues' goals (benchmarks/gpu_summary.py).
 # Packages the machine lacks (kornia, albumentations and theirs, jsonargparse) are installed from ./.whl if present
+# (make it here with `bash benchmarks/gpu_wheels.sh`, then carry .whl with the run)
 # (wheels for the machine's Python), into /tmp/site; handaug itself is installed without dependencies.
 set -u
 out=${1:-${OUT:-gpu-check}}
