@@ -344,7 +344,7 @@ class SynthToReal(nn.Module):
                     channels_last = compiled and device.type == "cuda"
                     if channels_last:
                         g = g.to(memory_format=torch.channels_last)
-                    members.append(_Member(self, g, ckpt, autocast, compiled, channels_last))
+                    members.append(_Member(self, g, ckpt, device, autocast, compiled, channels_last))
                 self._members[key] = members
         return members
 
@@ -441,7 +441,7 @@ class SynthToReal(nn.Module):
         if m is not None and self.hand_crop:
             out = member.translate_hand_crops(x, m, self.crop_margin)
         else:
-            out = member.translate_frames(x, m)
+            out = member.frames(x, m)  # whole frames (n, 3, H, W), masks (n, 1, H, W) float or None → same dtype
         # Back to the caller's device; to the CPU without non_blocking, so the values are there on return.
         return out.to(images.device, non_blocking=images.device.type != "cpu")
 
@@ -593,14 +593,14 @@ class _Member:
     hand-crop path, whose window sizes are read on the host between the two).
     """
 
-    def __init__(self, owner: SynthToReal, generator: nn.Module, ckpt: GeneratorCheckpoint,
+    def __init__(self, owner: SynthToReal, generator: nn.Module, ckpt: GeneratorCheckpoint, device: torch.device,
                  autocast: torch.dtype | None, compiled: bool, channels_last: bool) -> None:
         self.generator = generator
         self.channels_last = channels_last
         self.background = ckpt.background
         self.stride, self.min_side = owner.stride, owner.min_side
         self.chunk_pixels = owner.CPU_CHUNK_PIXELS
-        self.max_groups = owner.HAND_CROP_GROUPS.get(next(generator.parameters()).device.type, MAX_GROUPS)
+        self.max_groups = owner.HAND_CROP_GROUPS.get(device.type, MAX_GROUPS)  # a generator may hold no parameters
         self.autocast = autocast
         self.frames = _CompiledOrEager(self._frames) if compiled else self._frames
         self.run = _CompiledOrEager(self._run) if compiled else self._run
@@ -623,10 +623,6 @@ class _Member:
             y = self._run(self._model_input(x, m))
             out = from_model_range(y, like=x)
             return out if m is None else _composite(out, x, m)
-
-    def translate_frames(self, x: torch.Tensor, m: torch.Tensor | None) -> torch.Tensor:
-        """Whole frames ``x`` ``(n, 3, H, W)`` (with masks ``m`` ``(n, 1, H, W)`` float, or ``None``) → same dtype."""
-        return self.frames(x, m)
 
     def translate_hand_crops(self, x: torch.Tensor, m: torch.Tensor, margin: float) -> torch.Tensor:
         """Only windows around the hands of ``m`` go through the generator (see :mod:`handaug.hand_crop`)."""
