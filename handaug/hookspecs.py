@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 
 import pluggy
 
-if TYPE_CHECKING:
-    from handaug.registry import Registry
+if TYPE_CHECKING:  # the container, below the plugin manager; re-exported by handaug.registry
+    from handaug._registry import Registry
 
 PROJECT_NAME = "handaug"
 

@@ -1,5 +1,8 @@
 """The one pluggy ``PluginManager`` of handaug, and the registries it fills.
 
+It sits between the registry container (:mod:`handaug._registry`, below) and the ``create_*``
+front end (:mod:`handaug.registry`, above), and uses the container through its public methods.
+
 Loading order (the first time any registry is needed):
 
 1. handaug's own plugins (:data:`BUILTIN_PLUGINS`), registered exactly as a third party's are;
@@ -27,7 +30,8 @@ from typing import Any
 import pluggy
 
 from handaug import hookspecs
-from handaug.registry import KINDS, PluginError, Registry
+from handaug._registry import KINDS, PluginError, Registry
+from handaug._version import __version__
 
 ENTRY_POINT_GROUP = "handaug"
 DISABLE_AUTOLOAD_ENV = "HANDAUG_DISABLE_PLUGIN_AUTOLOAD"
@@ -90,22 +94,15 @@ _state: PluginState | None = None
 _lock = threading.RLock()
 
 
-def _handaug_distribution() -> tuple[str | None, str | None]:
-    from handaug._version import __version__
-
-    return "handaug", __version__
-
-
 def _load_state() -> PluginState:
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
     state = PluginState(manager)
 
-    dist, version = _handaug_distribution()
     for module_name in BUILTIN_PLUGINS:
         module = importlib.import_module(module_name)  # a broken built-in is a bug: let it raise
         manager.register(module, name=module_name)
-        state.plugins[module_name] = PluginInfo(module_name, dist, version, builtin=True)
+        state.plugins[module_name] = PluginInfo(module_name, "handaug", __version__, builtin=True)
 
     for module_name in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
         if manager.has_plugin(module_name):
@@ -122,6 +119,9 @@ def _load_state() -> PluginState:
 
     manager.check_pending()
     _fill_registries(state)
+    for registry in state.registries.values():  # an unknown name's error lists what failed to load
+        for broken in state.broken:
+            registry.note_broken_plugin(broken.describe())
     return state
 
 
@@ -159,18 +159,15 @@ def _fill_registries(state: PluginState) -> None:
         # plugin's failure does not hide the others.
         for impl in caller.get_hookimpls():
             info = state.plugins.get(impl.plugin_name)
-            registry._current = (impl.plugin_name, info.distribution if info else None, info.version if info else None)
+            dist, version = (info.distribution, info.version) if info else (None, None)
             try:
-                impl.function(registry=registry)
+                with registry.providing(impl.plugin_name, dist, version):
+                    impl.function(registry=registry)
             except PluginError:
                 raise
             except Exception as err:  # noqa: BLE001 - reported, not fatal
-                registry._remove_plugin(impl.plugin_name)
-                _report_broken(
-                    state, impl.plugin_name, info.distribution if info else None, info.version if info else None, err
-                )
-            finally:
-                registry._current = ("<direct>", None, None)
+                registry.remove_plugin(impl.plugin_name)
+                _report_broken(state, impl.plugin_name, dist, version, err)
         state.registries[kind] = registry
 
 
@@ -189,6 +186,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
 
 def get_registries() -> dict[str, Registry]:
+    """Every kind's registry (keys: :data:`handaug._registry.KINDS`), filled by every loaded plugin."""
     return get_plugin_state().registries
 
 

@@ -37,11 +37,13 @@ def test_unknown_name_lists_known_names_and_suggests():
 
 def test_registering_a_name_twice_names_both_plugins():
     registry = Registry("generator")
-    registry._current = ("first_plugin", "dist-a", "1.0")
-    registry.add("net", dict)
-    registry._current = ("second_plugin", "dist-b", "2.0")
-    with pytest.raises(PluginError, match=r"first_plugin \(dist-a 1.0\).*second_plugin \(dist-b 2.0\)"):
+    with registry.providing("first_plugin", "dist-a", "1.0"):
         registry.add("net", dict)
+    with registry.providing("second_plugin", "dist-b", "2.0"), pytest.raises(
+        PluginError, match=r"first_plugin \(dist-a 1.0\).*second_plugin \(dist-b 2.0\)"
+    ):
+        registry.add("net", dict)
+    assert registry.get("net").plugin == "first_plugin"
 
 
 def test_bad_names_and_factories():
@@ -106,3 +108,16 @@ def test_malformed_bounds_are_a_plugin_error():
     for bounds in ({"ngf": (10, 1)}, {"ngf": 5}, {"ngf": (1, float("inf"))}, {3: (1, 2)}):
         with pytest.raises(PluginError, match="bounds"):
             registry.add("net", dict, bounds=bounds)
+
+
+def test_plugin_attribution_removal_and_broken_plugin_notes():
+    registry = Registry("loss")
+    with registry.providing("p", "dist-p", "0.1"):
+        registry.add("a", dict)
+    registry.add("b", dict)
+    assert (registry.get("a").provider, registry.get("b").plugin) == ("p (dist-p 0.1)", "<direct>")
+    registry.remove_plugin("p")
+    assert registry.names() == ["b"]
+    registry.note_broken_plugin("'q' from distribution q-dist 2.0: ImportError: nope")
+    with pytest.raises(PluginError, match=r"unknown loss name 'a'.*failed to load and may provide it: 'q' from distribution q-dist"):
+        registry.get("a")

@@ -11,11 +11,10 @@ import json
 import sys
 
 from handaug._version import __version__
+from handaug.plugin_manager import broken_plugins, plugin_table
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    from handaug.plugin_manager import broken_plugins, plugin_table
-
     rows = plugin_table()
     broken = broken_plugins()
     if args.json:
