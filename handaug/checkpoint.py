@@ -43,19 +43,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import safetensors
+import safetensors.torch
 import torch
 import torch.nn as nn
 
 from handaug._version import __version__
 from handaug.atomic_files import file_sha256, write_bytes_atomically
-from handaug.checkpoint_config import DIRECTIONS, FORMAT, FORMAT_VERSION, MAX_CONFIG_BYTES, parse_config, validate_config
+from handaug.checkpoint_config import (
+    CONFIG_FILE,
+    DIRECTIONS,
+    FORMAT,
+    FORMAT_VERSION,
+    MAX_CONFIG_BYTES,
+    METADATA_KEY,
+    WEIGHTS_FILE,
+    parse_config,
+    validate_config,
+)
 from handaug.hub import fetch_checkpoint, is_hub_name
+from handaug.lightning_checkpoint import EXPORT_HINT, training_checkpoint_message
 from handaug.registry import ArgumentOutOfBounds, NetworkSpec, PluginError, create_generator, get_registry, network_spec
 from handaug.untrusted_text import shown
 
-WEIGHTS_FILE = "generator.safetensors"
-CONFIG_FILE = "config.json"
-METADATA_KEY = "handaug_config"
 #: Longest safetensors header (JSON) read (safetensors' own limit is 100 MB).
 MAX_HEADER_BYTES = 100_000_000
 
@@ -67,8 +77,6 @@ def safetensors_bytes(state: dict[str, torch.Tensor], metadata: dict[str, str] |
     ``safetensors.torch.save_model`` does; every tensor is copied to the CPU and made contiguous,
     so views that share storage are written independently.
     """
-    from safetensors.torch import save
-
     kept: dict[str, torch.Tensor] = {}
     seen: set[tuple[Any, ...]] = set()
     for name, tensor in state.items():
@@ -79,7 +87,7 @@ def safetensors_bytes(state: dict[str, torch.Tensor], metadata: dict[str, str] |
             continue
         seen.add(identity)
         kept[name] = tensor.to("cpu", copy=True).contiguous()
-    return save(kept, metadata=metadata)
+    return safetensors.torch.save(kept, metadata=metadata)
 
 
 def _save_weights(module: nn.Module, path: Path, metadata: dict[str, str] | None) -> bytes:
@@ -254,13 +262,10 @@ class GeneratorCheckpoint:
 
     def _tensors(self) -> dict[str, torch.Tensor]:
         """Every tensor of the weights file (on the CPU), from the bytes :meth:`weights_bytes` checked."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load
-
         data = self.weights_bytes()
         try:
-            return load(data)
-        except (SafetensorError, ValueError, TypeError, RuntimeError) as err:
+            return safetensors.torch.load(data)
+        except (safetensors.SafetensorError, ValueError, TypeError, RuntimeError) as err:
             raise ValueError(
                 f"{self._where}: {self.weights_path.name!r} is not a readable safetensors file: {shown(str(err), limit=300)}"
             ) from None
@@ -433,8 +438,6 @@ def _tensors_header(tensors: dict[str, torch.Tensor]) -> TensorHeader:
 
 def _directory_hint(path: Path) -> str:
     """What a directory without a checkpoint most likely is, and what to pass instead."""
-    from handaug.lightning_checkpoint import EXPORT_HINT
-
     export = path / "export"
     if (export / CONFIG_FILE).is_file():
         return f"; it looks like a training run: its generator checkpoint is {str(export)!r}"
@@ -484,8 +487,6 @@ def _metadata_of(data: bytes, where: str, name: str) -> dict[str, Any]:
 def _read_config_file(path: Path) -> tuple[dict[str, Any], str]:
     """The config in the metadata of the single-file checkpoint ``path``, and the SHA-256 of the
     bytes it was read from (the file is read once: config and hash describe the same bytes)."""
-    from handaug.lightning_checkpoint import training_checkpoint_message
-
     message = training_checkpoint_message(path)
     if message is not None:
         raise ValueError(message)

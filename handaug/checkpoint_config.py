@@ -1,4 +1,9 @@
-"""The JSON config of a generator checkpoint: parsing it safely and checking its whole schema.
+"""The generator checkpoint's file format: its file names, and its JSON config parsed safely and checked.
+
+A checkpoint is a directory holding :data:`WEIGHTS_FILE` and :data:`CONFIG_FILE`, or a single
+``.safetensors`` file whose metadata key :data:`METADATA_KEY` holds the config (see
+:mod:`handaug.checkpoint`, which reads and writes both; :mod:`handaug.hub` fetches the same
+files by name).
 
 A config comes from a file anyone may have written. Parsing never raises anything but
 ``ValueError`` (a 5,000-digit number or 10,000 nested brackets are "corrupt", not a
@@ -32,11 +37,19 @@ import math
 import re
 from typing import Any
 
+from handaug._version import __version__
 from handaug.untrusted_text import shown
 
 FORMAT = "handaug.generator"
 FORMAT_VERSION = 1
 DIRECTIONS: tuple[str, ...] = ("synthetic_to_real", "real_to_synthetic")
+
+#: The weights file of the directory layout.
+WEIGHTS_FILE = "generator.safetensors"
+#: The config file of the directory layout (JSON, with the SHA-256 of :data:`WEIGHTS_FILE`).
+CONFIG_FILE = "config.json"
+#: The safetensors metadata key holding the config in the single-file layout.
+METADATA_KEY = "handaug_config"
 
 #: Largest config accepted (bytes); a real one is a few kilobytes.
 MAX_CONFIG_BYTES = 4 << 20
@@ -141,8 +154,6 @@ def validate_config(config: Any, where: str, *, needs_sha256: bool) -> dict[str,
     if not _is_int(version) or version < 1:
         raise _error(where, "format_version", f"an integer from 1 to {FORMAT_VERSION}", version)
     if version > FORMAT_VERSION:
-        from handaug._version import __version__
-
         raise ValueError(
             f"{where} has format version {shown(version)} (written by handaug {shown(config.get('handaug_version'))}); "
             f"this handaug {__version__} reads versions up to {FORMAT_VERSION}: upgrade handaug"

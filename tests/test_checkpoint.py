@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import save_file
 
 from handaug import load_generator, read_checkpoint, save_generator
-from handaug.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+from handaug.checkpoint_config import CONFIG_FILE, WEIGHTS_FILE
 from handaug.registry import PluginError, create_discriminator, create_generator, network_spec
 
 from conftest import TINY_GENERATOR

@@ -306,7 +306,7 @@ def test_export_hub_refuses_a_folder_with_other_files_and_needs_a_folder(tmp_pat
 def test_model_card_escapes_what_the_config_says():
     config = {"direction": "synthetic_to_real", "network": {"name": "resnet", "kwargs": {}},
               "training": {"note": "a | b\n---\n\x1b[2J", "final_metrics": {}}}  # fmt: skip
-    from handaug.hub import model_card
+    from handaug.export import model_card
 
     card = model_card(config)
     front = yaml.safe_load(card.split("\n---\n")[0].removeprefix("---\n"))
@@ -364,7 +364,7 @@ HOSTILE = {
 def test_model_card_shows_html_and_markdown_from_the_config_literally():
     """Text from config.json (which anyone may have written) is shown, never rendered, in a card a user
     uploads under their own name: no tag, image, link, code span, entity or extra table cell."""
-    from handaug.hub import model_card
+    from handaug.export import model_card
 
     config = {"direction": "synthetic_to_real", "network": {"name": "resnet", "kwargs": {}},
               "training": {**HOSTILE, "final_metrics": {"<b>loss</b>": 1.0, "[x](y)": 2.0}}}  # fmt: skip
@@ -385,7 +385,7 @@ def test_model_card_shows_html_and_markdown_from_the_config_literally():
 @pytest.mark.parametrize("final_metrics", [[1.0, 2.0], "loss 0.5", 3.5, True])
 def test_final_metrics_that_are_not_an_object_still_make_a_card(tmp_path, final_metrics):
     """Before: AttributeError, and a folder without README.md. Now the value is shown in the training table."""
-    from handaug.hub import export_hub_folder
+    from handaug.export import export_hub_folder
 
     ckpt = make_checkpoint(tmp_path / "ckpt", training={"epochs_completed": 1, "final_metrics": final_metrics})
     out = export_hub_folder(ckpt, tmp_path / "hub")
@@ -397,12 +397,12 @@ def test_final_metrics_that_are_not_an_object_still_make_a_card(tmp_path, final_
 
 
 def test_a_card_that_cannot_be_made_leaves_no_files(tmp_path, monkeypatch):
-    import handaug.hub as hub
+    import handaug.export.hub_folder as hub_folder
 
     ckpt = make_checkpoint(tmp_path / "ckpt")
-    monkeypatch.setattr(hub, "model_card", lambda *a, **k: 1 / 0)
+    monkeypatch.setattr(hub_folder, "model_card", lambda *a, **k: 1 / 0)
     with pytest.raises(ZeroDivisionError):
-        hub.export_hub_folder(ckpt, tmp_path / "hub")
+        hub_folder.export_hub_folder(ckpt, tmp_path / "hub")
     assert not (tmp_path / "hub").exists() or not list((tmp_path / "hub").iterdir())
 
 

@@ -280,7 +280,7 @@ def test_command_without_its_extra_prints_one_line_naming_it_and_exits_2(command
 
 def test_hub_model_card_without_pyyaml_names_the_hub_extra():
     proc = run_python("""
-        from handaug.hub import model_card
+        from handaug.export import model_card
         try:
             model_card({})
         except ImportError as err:

@@ -12,7 +12,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from handaug import load_generator, read_checkpoint
 from handaug.cli.export import main as export_main
-from handaug.lightning_checkpoint import export_training_checkpoint
+from handaug.export import export_training_checkpoint
 from handaug.registry import create_generator
 
 from conftest import TINY_GENERATOR, tiny_datamodule, tiny_hgan, tiny_trainer

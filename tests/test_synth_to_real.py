@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from handaug import SynthToReal, save_generator
-from handaug.checkpoint import CONFIG_FILE
+from handaug.checkpoint_config import CONFIG_FILE
 from handaug.data.procedural import ProceduralHands
 from handaug.precision import BF16_TOLERANCE, cpu_supports_bf16
 from handaug.registry import create_generator

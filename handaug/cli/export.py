@@ -12,6 +12,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from handaug.checkpoint_config import DIRECTIONS
+from handaug.export import FORMATS, export_generator, export_hub_folder, export_training_checkpoint
+
 #: ``--format handaug``: a Lightning ``.ckpt`` of handaug-train to a handaug generator checkpoint.
 HANDAUG_FORMAT = "handaug"
 #: ``--format hub``: a folder ready to upload as a Hugging Face Hub model repository (weights, config, model card).
@@ -19,9 +22,6 @@ HUB_FORMAT = "hub"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from handaug.checkpoint_config import DIRECTIONS
-    from handaug.export import FORMATS
-
     parser = argparse.ArgumentParser(prog="handaug-export", description=__doc__.split("\n\n")[0])
     parser.add_argument("ckpt", help="handaug generator checkpoint (directory, .safetensors or hf://ORG/REPO[@REVISION]"
                         "[/SUBFOLDER]); with --format handaug, a Lightning training checkpoint of handaug-train (.ckpt)")
@@ -56,16 +56,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.format == HUB_FORMAT:
-            from handaug.hub import export_hub_folder
-
             path = export_hub_folder(args.ckpt, args.out, license=args.license, repo_id=args.repo_id)
         elif args.format == HANDAUG_FORMAT:
-            from handaug.lightning_checkpoint import export_training_checkpoint
-
             path = export_training_checkpoint(args.ckpt, args.out, direction=args.direction)
         else:
-            from handaug.export import export_generator
-
             path = export_generator(args.ckpt, args.out, args.format, example_size=args.example_size, opset=args.opset)
     except (FileNotFoundError, ValueError, ImportError) as err:
         parser.exit(2, f"handaug-export: error: {err}\n")

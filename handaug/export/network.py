@@ -1,4 +1,4 @@
-"""Export a generator checkpoint to ONNX or TorchScript, for runtimes without Python handaug.
+"""The generator network of a checkpoint as ONNX or TorchScript, for runtimes without Python handaug.
 
 The exported graph is the bare generator: input ``image`` ``(B, 3, H, W)`` float32 in
 ``[-1, 1]`` (RGB), output ``translated`` of the same shape in ``[-1, 1]``. Batch, height and
@@ -69,7 +69,7 @@ def export_generator(
     config = json.dumps(checkpoint.config)
 
     if format == "onnx":
-        try:
+        try:  # deferred: onnx and onnxscript are the [onnx] extra
             import onnx  # noqa: F401
             import onnxscript  # noqa: F401
         except ImportError as err:
