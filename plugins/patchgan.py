@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from handaug.hookspecs import hookimpl
-from handaug.plugins.layers import NORMS, Norm, check_choice, check_positive_int, conv_bias, norm_layer
+from handaug.networks.layers import NORMS, Norm, check_choice, check_positive_int, conv_bias, norm_layer
 
 
 #: Ranges the registry enforces before building (see :meth:`handaug.registry.Registry.add`).

@@ -1,6 +1,6 @@
 """The multi-scale perceptual discriminator of H-GAN (after Sungatullina et al., ECCV 2018), ``"perceptual"``.
 
-The image goes through a frozen VGG16 (:class:`~handaug.plugins.vgg.VGG16Features`), tapped at
+The image goes through a frozen VGG16 (:class:`~handaug.networks.vgg.VGG16Features`), tapped at
 relu1_2, relu2_2, relu3_3 and relu4_3. A learnable path starts from the first tap and halves
 the resolution at every layer (4×4 stride-2 convolution + LeakyReLU). After the layer whose
 output has the size of the next tap, that tap is projected by a 3×3 convolution + LeakyReLU to
@@ -26,8 +26,8 @@ import torch
 import torch.nn as nn
 
 from handaug.hookspecs import hookimpl
-from handaug.plugins.layers import check_positive_int
-from handaug.plugins.vgg import TAP_CHANNELS, VGG16Features
+from handaug.networks.layers import check_positive_int
+from handaug.networks.vgg import TAP_CHANNELS, VGG16Features
 
 
 #: Ranges the registry enforces before building (see :meth:`handaug.registry.Registry.add`).
@@ -49,7 +49,7 @@ class PerceptualDiscriminator(nn.Module):
         output_strides: strides (relative to the input image) at which a score map is output;
             powers of two from 2 to 256, the largest at least 8 so that every VGG tap is used.
         vgg_weights: ``"imagenet"``, a file path, or ``"random"`` (see
-            :class:`~handaug.plugins.vgg.VGG16Features`).
+            :class:`~handaug.networks.vgg.VGG16Features`).
 
     Shapes:
         input ``(B, 3, H, W)`` float in ``[-1, 1]``, ``H, W >= max(output_strides)``;

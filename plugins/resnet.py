@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 
 from handaug.hookspecs import hookimpl
-from handaug.plugins.layers import NORMS, Norm, check_choice, check_positive_int, conv_bias, norm_layer
+from handaug.networks.layers import NORMS, Norm, check_choice, check_positive_int, conv_bias, norm_layer
 
 Padding = Literal["reflect", "replicate", "zero"]
 ResidualSpace = Literal["atanh", "log"]

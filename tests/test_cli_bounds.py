@@ -18,7 +18,7 @@ from handaug.cli import silnet as silnet_cli
 def tripwire(monkeypatch):
     """Nothing may be trained or measured: parsing must refuse the value first."""
     import handaug.metrics.suite as suite
-    import handaug.plugins.silnet_pretraining as pretraining
+    import handaug.silnet.pretraining as pretraining
 
     def reached(*args, **kwargs):
         pytest.fail("a refused value reached training or evaluation")
@@ -98,7 +98,7 @@ def test_silnet_hyperparameters_are_bounded(args, expected, tripwire, capsys, tm
 
 
 def test_the_api_refuses_the_same_hyperparameters():
-    from handaug.plugins.silnet_pretraining import SilNetPretraining
+    from handaug.silnet.pretraining import SilNetPretraining
 
     for name, value, interval in (("momentum", 1e308, "[0, 1)"), ("lr", 11.0, "(0, 10]"), ("weight_decay", True, "[0, 1]")):
         with pytest.raises(ValueError) as err:
@@ -109,8 +109,8 @@ def test_the_api_refuses_the_same_hyperparameters():
 def test_non_finite_silnet_weights_are_never_saved(tmp_path):
     import torch
 
-    from handaug.plugins.geocongan import SilNet
-    from handaug.plugins.silnet_checkpoint import save_silnet
+    from handaug.networks.silnet import SilNet
+    from handaug.silnet.checkpoint import save_silnet
 
     net = SilNet(base_channels=4, depth=2)
     with torch.no_grad():
@@ -126,7 +126,7 @@ def test_a_diverging_pretraining_stops_with_one_line_and_saves_nothing(tmp_path,
     NaN or infinite (whatever the cause) now stops the run with one line, and no non-finite weights are kept."""
     import torch
 
-    import handaug.plugins.silnet_pretraining as pretraining
+    import handaug.silnet.pretraining as pretraining
 
     real = pretraining._segmentation_loss
     calls = []
@@ -145,7 +145,7 @@ def test_a_diverging_pretraining_stops_with_one_line_and_saves_nothing(tmp_path,
     line = refused(silnet_cli.main, argv, capsys)
     assert line.startswith("handaug-train-silnet: error: SilNet pretraining diverged at step 2: the training loss is inf"), line
     if (tmp_path / "s").exists():  # what was kept (step 1's weights) is finite and loads
-        from handaug.plugins.silnet_checkpoint import load_silnet
+        from handaug.silnet.checkpoint import load_silnet
 
         assert all(torch.isfinite(t).all() for t in load_silnet(tmp_path / "s").state_dict().values())
 

@@ -8,7 +8,8 @@ import torch
 from safetensors.torch import save_file
 
 from handaug.data.procedural import ProceduralHands
-from handaug.plugins.geocongan import GeometricConsistencyLoss, SilNet, train_silnet
+from handaug.networks.silnet import SilNet, train_silnet
+from handaug.plugins.geocongan import GeometricConsistencyLoss
 from handaug.registry import create_loss
 
 from conftest import tiny_datamodule, tiny_hgan, tiny_trainer

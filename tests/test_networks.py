@@ -157,7 +157,7 @@ def test_perceptual_vgg_errors_name_the_file(tmp_path):
 
 
 def test_perceptual_random_weights_log_a_warning(caplog):
-    with caplog.at_level("WARNING", logger="handaug.plugins.vgg"):
+    with caplog.at_level("WARNING", logger="handaug.networks.vgg"):
         create_discriminator("perceptual", ndf=8, vgg_weights="random")
     assert any(r.levelname == "WARNING" and "differ from the paper" in r.getMessage() for r in caplog.records)
 

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-import handaug.plugins.silnet_pretraining as pretraining
+import handaug.silnet.pretraining as pretraining
 from handaug.cli.silnet import main as silnet_main
 from handaug.data.procedural import ProceduralHands
-from handaug.plugins.geocongan import SILNET_SHAPES, GeometricConsistencyLoss, SilNet
-from handaug.plugins.silnet_checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_silnet, read_silnet_checkpoint, save_silnet
-from handaug.plugins.silnet_pretraining import SilNetPretraining, pretrain_silnet
+from handaug.networks.silnet import SILNET_SHAPES, SilNet
+from handaug.plugins.geocongan import GeometricConsistencyLoss
 from handaug.registry import create_loss
+from handaug.silnet.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_silnet, read_silnet_checkpoint, save_silnet
+from handaug.silnet.pretraining import SilNetPretraining, pretrain_silnet
 
 from conftest import tiny_hgan
 

@@ -19,12 +19,12 @@ import sys
 from handaug.cli.argument_types import (
     batch_size, bounded_float, bounded_int, image_side, json_object, positive_int, reader_kwargs, seed, torch_device,
 )
+from handaug.networks.silnet import SILNET_BOUNDS, SILNET_SHAPES
+from handaug.silnet import pretraining
+from handaug.silnet.pretraining import HYPERPARAMETER_BOUNDS, MAX_SILNET_WIDTH, SilNetPretraining
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from handaug.plugins.geocongan import GEOCONSISTENCY_BOUNDS, SILNET_SHAPES
-    from handaug.plugins.silnet_pretraining import HYPERPARAMETER_BOUNDS, MAX_SILNET_WIDTH, SilNetPretraining
-
     d = SilNetPretraining()
     parser = argparse.ArgumentParser(prog="handaug-train-silnet", description=__doc__.split("\n\n")[0].replace("``handaug-train-silnet``: ", ""),
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = parser.add_argument_group("network")
     g.add_argument("--shape", choices=tuple(SILNET_SHAPES), default=d.shape,
                    help="hgan: the reference's U-Net (widths 64-256, 2 poolings, conv bias); handaug: widths 16-128, 3 poolings (default: %(default)s)")
-    widths, depths = GEOCONSISTENCY_BOUNDS["base_channels"], GEOCONSISTENCY_BOUNDS["depth"]
+    widths, depths = SILNET_BOUNDS["base_channels"], SILNET_BOUNDS["depth"]
     g.add_argument("--base-channels", type=bounded_int(*widths),
                    help=f"override the shape's first width, {widths[0]} to {widths[1]} (the widest layer, "
                         f"base-channels x 2^depth, at most {MAX_SILNET_WIDTH})")
@@ -73,9 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-
-    from handaug.plugins.silnet_pretraining import SilNetPretraining, pretrain_silnet
-
     settings = SilNetPretraining(
         shape=args.shape, base_channels=args.base_channels, depth=args.depth, synthetic=args.synthetic, real=args.real,
         synthetic_masks=args.synthetic_masks, real_masks=args.real_masks, synthetic_kwargs=args.synthetic_kwargs,
@@ -87,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         settings.check()  # every setting, before data or a network is built
-        pretrain_silnet(args.out, settings)
+        pretraining.pretrain_silnet(args.out, settings)  # looked up at call time: tests replace it with a tripwire
     except (FileNotFoundError, ValueError, ImportError, TypeError) as err:
         parser.exit(2, f"handaug-train-silnet: error: {err}\n")
     return 0

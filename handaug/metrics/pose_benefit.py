@@ -34,9 +34,9 @@ import torch.nn.functional as F
 
 from handaug.metrics.eval_data import EvalSet, PathLike, Translator, procedural_set, role_seed, translate_set
 from handaug.metrics.features import as_unit_float
-from handaug.plugins.layers import double_conv
 from handaug.metrics.progress import batches, progress
 from handaug.metrics.report import Table, format_mean_std
+from handaug.networks.layers import double_conv
 
 PCK_ALPHA = 0.1
 

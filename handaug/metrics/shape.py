@@ -12,7 +12,7 @@ mode), and its raw output (no compositing) is segmented. The silhouette is compa
 source's hand mask by intersection over union, per image: over the whole image, and inside the
 source hand's padded bounding box (where gaps between fingers are).
 
-The default segmenter is GeoConGAN's SilNet (:class:`handaug.plugins.geocongan.SilNet`) trained
+The default segmenter is GeoConGAN's SilNet (:class:`handaug.networks.silnet.SilNet`) trained
 on procedural hands of both styles with their exact masks, over varied backgrounds (white, flat
 random colours, smooth colour fields, noise) and with random colour gains on the hand
 (:func:`train_default_segmenter`), so that it finds the hand by its shape and shading rather than
@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from handaug.metrics.eval_data import EvalSet, PathLike, Translator, procedural_set, role_seed, translate_set
 from handaug.metrics.features import as_unit_float
 from handaug.metrics.progress import batches, progress
+from handaug.networks.silnet import SilNet, train_silnet
 
 #: ``images (B, 3, H, W) float in [0, 1] -> (B, 1, H, W) or (B, H, W)``: bool, or a float hand
 #: probability (``> 0.5`` is hand).
@@ -91,7 +92,7 @@ def hand_boxes(masks: torch.Tensor, margin: float = 0.1) -> torch.Tensor:
 
 
 class SilNetSegmenter(nn.Module):
-    """A trained :class:`~handaug.plugins.geocongan.SilNet` as a :data:`Segmenter`: ``(B, 3, H, W)`` in ``[0, 1]`` → bool ``(B, 1, H, W)``."""
+    """A trained :class:`~handaug.networks.silnet.SilNet` as a :data:`Segmenter`: ``(B, 3, H, W)`` in ``[0, 1]`` → bool ``(B, 1, H, W)``."""
 
     def __init__(self, silnet: nn.Module) -> None:
         super().__init__()
@@ -162,8 +163,6 @@ def train_default_segmenter(
     at any ``image_size``; the network is fully convolutional). Deterministic for a given
     ``seed`` (data, weights and mini-batches are seeded).
     """
-    from handaug.plugins.geocongan import SilNet, train_silnet
-
     sets = [
         procedural_set("synthetic", max(1, n // 2), seed, image_size=image_size, background=background, show_progress=show_progress),
         procedural_set("real", max(1, n - n // 2), seed + 1, image_size=image_size, background=background, show_progress=show_progress),

@@ -26,12 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
 from handaug._version import __version__
 from handaug.atomic_files import file_sha256, write_bytes_atomically
 from handaug.checkpoint import check_finite, safetensors_bytes
 from handaug.checkpoint_config import MAX_CONFIG_BYTES, parse_config
-from handaug.plugins.geocongan import GEOCONSISTENCY_BOUNDS, SilNet
+from handaug.networks.silnet import SILNET_BOUNDS, SilNet
 from handaug.untrusted_text import shown
 
 __all__ = ["SilNetCheckpoint", "load_silnet", "read_silnet_checkpoint", "save_silnet"]
@@ -110,9 +112,6 @@ class SilNetCheckpoint:
             ValueError: the weights file is too large for the shape, unreadable, does not hold
                 exactly the shape's tensors, or holds NaN/inf.
         """
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
         where = f"SilNet checkpoint {str(self.path)!r}"
         silnet = SilNet(**self.shape)
         expected = sum(t.numel() * t.element_size() for t in silnet.state_dict().values())
@@ -140,7 +139,7 @@ def _check_config(config: Any, where: str) -> dict[str, Any]:
     network = config.get("network")
     if not isinstance(network, dict) or set(network) != {"base_channels", "depth", "conv_bias"}:
         raise ValueError(f"{where}: key 'network' must hold base_channels, depth and conv_bias, got {shown(network)}")
-    for key, (low, high) in GEOCONSISTENCY_BOUNDS.items():
+    for key, (low, high) in SILNET_BOUNDS.items():
         value = network[key]
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise ValueError(f"{where}: key 'network.{key}' must be an integer in [{low}, {high}], got {shown(value)}")

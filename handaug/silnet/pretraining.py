@@ -17,7 +17,7 @@ The reference trains SilNet before the GAN and then freezes it. Its recipe, repr
 
 The data come from :class:`handaug.data.datamodule.UnpairedDataModule` (procedural hands by
 default, no download; or folders / registered datasets with masks). The result is a SilNet
-checkpoint (:mod:`handaug.plugins.silnet_checkpoint`) that
+checkpoint (:mod:`handaug.silnet.checkpoint`) that
 ``GeometricConsistencyLoss(silnet_checkpoint=DIR)`` loads frozen.
 """
 
@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 
 from handaug.initialization import init_weights
-from handaug.plugins.geocongan import GEOCONSISTENCY_BOUNDS, SILNET_SHAPES, SilNet
-from handaug.plugins.silnet_checkpoint import save_silnet
+from handaug.networks.silnet import SILNET_BOUNDS, SILNET_SHAPES, SilNet
+from handaug.silnet.checkpoint import save_silnet
 
 __all__ = ["SilNetPretraining", "SilNetPretrainingResult", "pretrain_silnet"]
 
@@ -120,7 +120,7 @@ class SilNetPretraining:
         for key in shape:
             if getattr(self, key) is not None:
                 shape[key] = getattr(self, key)
-        for key, (low, high) in GEOCONSISTENCY_BOUNDS.items():
+        for key, (low, high) in SILNET_BOUNDS.items():
             value = shape[key]
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ValueError(f"{key} must be an integer in [{low}, {high}], got {value!r}")
@@ -175,6 +175,7 @@ class SilNetPretrainingResult:
 
 
 def _datamodule(s: SilNetPretraining) -> Any:
+    # deferred: the data module imports Lightning (the [train] extra); the settings and SilNet need neither
     from handaug.data.datamodule import UnpairedDataModule
 
     kwargs = dict(

@@ -1,4 +1,4 @@
-"""Small building blocks shared by the built-in networks."""
+"""Small building blocks shared by the built-in networks (the plugins' generators and discriminators, SilNet, the metrics' regressor)."""
 
 from __future__ import annotations
 
