@@ -39,9 +39,9 @@ def test_generator_weights_get_the_umasks_mode(tmp_path, umask):
 
 def test_hub_export_and_silnet_weights_get_the_umasks_mode(tmp_path, umask):
     from handaug.hub import export_hub_folder
-    from handaug.plugins.geocongan import SilNet
-    from handaug.plugins.silnet_checkpoint import WEIGHTS_FILE as SILNET_WEIGHTS
-    from handaug.plugins.silnet_checkpoint import read_silnet_checkpoint, save_silnet
+    from handaug.networks.silnet import SilNet
+    from handaug.silnet.checkpoint import WEIGHTS_FILE as SILNET_WEIGHTS
+    from handaug.silnet.checkpoint import read_silnet_checkpoint, save_silnet
 
     expected = 0o666 & ~umask
     ckpt = save_generator(create_generator("resnet", **TINY_GENERATOR), tmp_path / "ckpt")
