@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import torch.nn as nn
+from torch import nn
 
 from handaug._registry import (
     KINDS,
