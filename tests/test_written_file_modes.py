@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from handaug import load_generator, read_checkpoint, save_generator
-from handaug.checkpoint import WEIGHTS_FILE
+from handaug.checkpoint_config import WEIGHTS_FILE
 from handaug.registry import create_generator, get_registry
 
 from conftest import TINY_GENERATOR
@@ -38,7 +38,7 @@ def test_generator_weights_get_the_umasks_mode(tmp_path, umask):
 
 
 def test_hub_export_and_silnet_weights_get_the_umasks_mode(tmp_path, umask):
-    from handaug.hub import export_hub_folder
+    from handaug.export import export_hub_folder
     from handaug.networks.silnet import SilNet
     from handaug.silnet.checkpoint import WEIGHTS_FILE as SILNET_WEIGHTS
     from handaug.silnet.checkpoint import read_silnet_checkpoint, save_silnet
