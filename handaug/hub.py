@@ -150,8 +150,8 @@ def fetch_checkpoint(name: str) -> Path:
             offline, or cannot be fetched (gated, network down); the message names ``name``.
     """
     location = parse_hub_name(name)
-    try:
-        from huggingface_hub import hf_hub_download  # deferred: huggingface_hub is the [hub] extra
+    try:  # deferred: huggingface_hub is the [hub] extra
+        from huggingface_hub import hf_hub_download
     except ImportError as err:
         raise ImportError(
             f"checkpoint {name!r} is on the Hugging Face Hub: pip install 'handaug[hub]' (huggingface_hub)"
@@ -192,8 +192,8 @@ def _offline_reason() -> str | None:
     """
     if offline_requested():
         return f"{OFFLINE_ENV} is set"
-    try:
-        from huggingface_hub import constants  # deferred: huggingface_hub is the [hub] extra
+    try:  # deferred: huggingface_hub is the [hub] extra
+        from huggingface_hub import constants
     except ImportError:
         constants = None
     if env_flag("HF_HUB_OFFLINE") or bool(getattr(constants, "HF_HUB_OFFLINE", False)):
