@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from handaug import device_sync
+from handaug.arguments import check_int
 
 
 @dataclass(frozen=True)
@@ -156,8 +157,7 @@ def hand_window_groups(
     (compositing leaves them unchanged anyway); an empty list means no image has a hand.
     One host read of the device per call (:func:`handaug.device_sync.to_host`).
     """
-    if max_groups < 1:
-        raise ValueError(f"max_groups must be at least 1, got {max_groups!r}")
+    max_groups = check_int(max_groups, "max_groups", 1)
     _, _, h, w = mask.shape
     present, grown_h, grown_w, centre_y, centre_x = device_sync.to_host(_hand_boxes(mask, margin))
     chosen = np.flatnonzero(present)

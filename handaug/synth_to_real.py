@@ -13,7 +13,6 @@ valid as they are.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import threading
 import warnings
@@ -25,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from handaug.arguments import check_device, check_flag, check_optional_flag, check_probability, check_real, check_seed
 from handaug.checkpoint import GeneratorCheckpoint, read_checkpoint
 from handaug.fork_safety import refuse_cuda_in_bad_fork, register_fork_handler
 from handaug import device_sync
@@ -54,77 +54,6 @@ def _as_paths(ckpt: PathLike | Sequence[PathLike]) -> list[PathLike]:
             raise ValueError(f"ckpt holds {len(ckpt)} checkpoints; a pool holds at most {MAX_POOL}")
         return list(ckpt)
     raise ValueError(f"ckpt must be a checkpoint path or a non-empty list of paths, got {ckpt!r}")
-
-
-def _is_real(value: object) -> bool:
-    """A Python or numpy real number (numpy registers its scalars with :mod:`numbers`), not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-
-
-def check_real(value: object, argument: str, low: float, high: float) -> float:
-    """``value`` as a float if it is a real number (Python or numpy scalar) in ``[low, high]``.
-
-    Raises:
-        ValueError: naming ``argument``: a bool, not a real number, NaN, or out of range.
-    """
-    if not _is_real(value) or not low <= float(value) <= high:  # NaN fails the comparison
-        raise ValueError(f"{argument} must be a number in [{low:g}, {high:g}], got {value!r}")
-    return float(value)
-
-
-def check_probability(value: object, argument: str = "p") -> float:
-    """``value`` as a float if it is a probability: a real number (Python or numpy) in ``[0, 1]``, not bool or NaN.
-
-    Raises:
-        ValueError: naming ``argument``.
-    """
-    if not _is_real(value) or not 0.0 <= float(value) <= 1.0:
-        raise ValueError(f"{argument} must be a probability in [0, 1], got {value!r}")
-    return float(value)
-
-
-def check_flag(value: object, argument: str) -> bool:
-    """``value`` if it is ``True`` or ``False`` (numpy bools too). Raises ValueError naming ``argument``."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{argument} must be True or False, got {value!r}")
-    return bool(value)
-
-
-def _check_seed(seed: object) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"seed must be an integer (or None), got {seed!r}")
-    return int(seed)
-
-
-def check_device(device: object) -> torch.device | None:
-    """``device`` as a ``torch.device`` the generators can run on now, or ``None``.
-
-    Raises:
-        ValueError: naming ``device``: not a device, the ``meta`` device (no data), or a backend
-            this process cannot use (CUDA absent or index out of range, MPS/XPU unavailable).
-    """
-    if device is None:
-        return None
-    try:
-        parsed = torch.device(device)  # type: ignore[arg-type]
-    except (RuntimeError, TypeError, ValueError) as error:
-        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda:0' (or None), got {device!r}: {error}") from None
-    if parsed.type == "cpu":
-        return parsed
-    if parsed.type == "meta":
-        raise ValueError("device='meta' holds no data, so the generators cannot run there; use 'cpu', 'cuda' or None")
-    if parsed.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (parsed.index is not None and parsed.index >= count):
-            raise ValueError(f"device={device!r} is not available: this process sees {count} CUDA device(s)")
-        return parsed
-    backend = getattr(torch.backends, parsed.type, None) if parsed.type == "mps" else getattr(torch, parsed.type, None)
-    available = getattr(backend, "is_available", None)
-    if available is None or not available():
-        raise ValueError(f"device={device!r} is not available in this process; use 'cpu', 'cuda' or None")
-    return parsed
 
 
 def _pad_for_generator(x: torch.Tensor, stride: int, min_side: int) -> tuple[torch.Tensor, int, int]:
@@ -244,10 +173,8 @@ class SynthToReal(nn.Module):
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         crop_margin = check_real(crop_margin, "crop_margin", 0.0, 4.0)
         hand_crop, check_values = check_flag(hand_crop, "hand_crop"), check_flag(check_values, "check_values")
-        if compile is not None and not isinstance(compile, (bool, np.bool_)):
-            raise ValueError(f"compile must be True, False or None (compile on CUDA), got {compile!r}")
-        compile = None if compile is None else bool(compile)
-        seed = _check_seed(seed)
+        compile = check_optional_flag(compile, "compile", "compile on CUDA")
+        seed = check_seed(seed)
         device = check_device(device)
         if seed is not None and generator is not None:
             raise ValueError("give either seed or generator, not both")

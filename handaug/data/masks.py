@@ -47,6 +47,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from handaug.arguments import check_int, check_odd
+
 __all__ = ["MAX_CONTOURS", "HandAreaFilter", "RefinedMask", "hand_area_fraction", "refine_green_screen", "refine_green_screen_mask"]
 
 log = logging.getLogger(__name__)
@@ -63,18 +65,6 @@ def _check_image(image_rgb: Any, argument: str = "image_rgb") -> np.ndarray:
     if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or min(image_rgb.shape[:2]) < 1:
         raise ValueError(f"{argument} must have shape (H, W, 3) RGB, got {image_rgb.shape}")
     return image_rgb
-
-
-def _check_odd(name: str, value: Any, minimum: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum or value % 2 == 0:
-        raise ValueError(f"{name} must be an odd integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def _check_int(name: str, value: Any, low: int, high: int) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not low <= value <= high:
-        raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -131,17 +121,17 @@ def refine_green_screen(
             (the message names it).
     """
     image = _check_image(image_rgb)
-    hue_center = _check_int("hue_center", hue_center, 0, 179)
-    hue_tolerance = _check_int("hue_tolerance", hue_tolerance, 0, 89)
-    min_saturation = _check_int("min_saturation", min_saturation, 0, 255)
-    min_value = _check_int("min_value", min_value, 0, 255)
-    median_kernel = _check_odd("median_kernel", median_kernel, 1)
-    min_threshold = _check_int("min_threshold", min_threshold, 0, 254)
+    hue_center = check_int(hue_center, "hue_center", 0, 179)
+    hue_tolerance = check_int(hue_tolerance, "hue_tolerance", 0, 89)
+    min_saturation = check_int(min_saturation, "min_saturation", 0, 255)
+    min_value = check_int(min_value, "min_value", 0, 255)
+    median_kernel = check_odd(median_kernel, "median_kernel", 1)
+    min_threshold = check_int(min_threshold, "min_threshold", 0, 254)
     if max_contours is not None:
-        max_contours = _check_int("max_contours", max_contours, 1, 2**31 - 1)
-    closing_kernel = _check_odd("closing_kernel", closing_kernel, 1)
-    erosion_kernel = _check_odd("erosion_kernel", erosion_kernel, 1)
-    erosion_iterations = _check_int("erosion_iterations", erosion_iterations, 0, 1000)
+        max_contours = check_int(max_contours, "max_contours", 1, 2**31 - 1)
+    closing_kernel = check_odd(closing_kernel, "closing_kernel", 1)
+    erosion_kernel = check_odd(erosion_kernel, "erosion_kernel", 1)
+    erosion_iterations = check_int(erosion_iterations, "erosion_iterations", 0, 1000)
     empty = np.zeros(image.shape[:2], np.uint8)
 
     # 1. HSV key: greenness = saturation where the hue is the screen's, hand score = its complement.

@@ -18,6 +18,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from handaug.arguments import check_int
+
 __all__ = ["SPLITS", "check_split_arguments", "fixed_split"]
 
 log = logging.getLogger(__name__)
@@ -30,20 +32,14 @@ REFERENCE_VAL_SIZE = 1000
 T = TypeVar("T")
 
 
-def _check_count(name: str, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
-    return value
-
-
 def check_split_arguments(split: str | None, test_size: int, val_size: int, seed: int | None) -> None:
     """Raise a ``ValueError`` naming the argument unless they describe a split (``split=None``: no split)."""
     if split is not None and split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS} or None, got {split!r}")
-    _check_count("test_size", test_size)
-    _check_count("val_size", val_size)
+    check_int(test_size, "test_size", 0)
+    check_int(val_size, "val_size", 0)
     if seed is not None:
-        _check_count("split_seed", seed)
+        check_int(seed, "split_seed", 0)
 
 
 def fixed_split(

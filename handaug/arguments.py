@@ -1,0 +1,201 @@
+"""Checks of user-supplied scalar arguments (numbers, flags, seeds, devices), with one rule for all.
+
+The rule, the same at every public entry point (the core, the readers and the adapters):
+
+- **integers**: a Python ``int`` or a numpy integer scalar (``np.int64(3)``, ``np.uint8(3)``, ...);
+- **real numbers**: a Python ``int`` or ``float``, or a numpy integer or floating scalar
+  (``np.float32(0.5)``); NaN and ±inf are refused;
+- **bools are not numbers**: ``True``, ``False`` and ``np.bool_`` are refused wherever an integer
+  or a real number is expected (although Python counts ``bool`` as an ``int``);
+- **flags**: ``True``/``False`` or a ``np.bool_`` only; ``0``, ``1`` and strings are refused;
+- strings are never parsed (``"0.5"`` is not a number).
+
+Each checker returns the plain Python value (``int``, ``float``, ``bool``), so a numpy scalar
+never leaks into stored attributes, ``repr``\\ s or JSON. A refused value raises ``ValueError``
+whose message names the argument, says what was expected and shows the value given (its
+``repr``), e.g. ``p must be a probability in [0, 1], got True``. The ``is_*`` predicates state
+the rule for callers that word their own message.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import torch
+
+__all__ = [
+    "check_device",
+    "check_flag",
+    "check_int",
+    "check_odd",
+    "check_optional_flag",
+    "check_probability",
+    "check_real",
+    "check_seed",
+    "is_flag",
+    "is_integer",
+    "is_real",
+]
+
+
+def is_flag(value: object) -> bool:
+    """Whether ``value`` is a flag: ``True``/``False`` or a numpy bool."""
+    return isinstance(value, (bool, np.bool_))
+
+
+def is_integer(value: object) -> bool:
+    """Whether ``value`` is an integer: a Python or numpy integer (numpy registers its scalars with
+    :mod:`numbers`), not a bool."""
+    return isinstance(value, numbers.Integral) and not is_flag(value)
+
+
+def is_real(value: object) -> bool:
+    """Whether ``value`` is a real number: a Python or numpy integer or floating scalar, not a bool
+    (NaN and infinities included: :func:`check_real` refuses them)."""
+    return isinstance(value, numbers.Real) and not is_flag(value)
+
+
+def _integer_kind(low: int | None, high: int | None) -> str:
+    if low is None and high is None:
+        return "an integer"
+    if high is None:
+        return "a non-negative integer" if low == 0 else f"an integer >= {low}"
+    if low is None:
+        return f"an integer <= {high}"
+    return f"an integer in [{low}, {high}]"
+
+
+def check_int(value: object, argument: str, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as an ``int`` if it is an integer (Python or numpy, not bool) in ``[low, high]``
+    (either bound may be ``None``: unbounded on that side).
+
+    Raises:
+        ValueError: naming ``argument``, e.g. ``"test_size must be a non-negative integer, got -1"``
+            or ``"hue_center must be an integer in [0, 179], got 200"``.
+    """
+    if is_integer(value):
+        number = int(value)  # type: ignore[call-overload]
+        if (low is None or number >= low) and (high is None or number <= high):
+            return number
+    raise ValueError(f"{argument} must be {_integer_kind(low, high)}, got {value!r}")
+
+
+def check_odd(value: object, argument: str, minimum: int) -> int:
+    """``value`` as an ``int`` if it is an odd integer (Python or numpy, not bool) ``>= minimum``.
+
+    Raises:
+        ValueError: naming ``argument``: ``"<argument> must be an odd integer >= <minimum>, got ..."``.
+    """
+    if is_integer(value):
+        number = int(value)  # type: ignore[call-overload]
+        if number >= minimum and number % 2 == 1:
+            return number
+    raise ValueError(f"{argument} must be an odd integer >= {minimum}, got {value!r}")
+
+
+def _finite_float(value: object) -> float | None:
+    """``value`` as a finite float if it is a real number (see :func:`is_real`), else ``None``."""
+    if not is_real(value):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except OverflowError:  # an int too large for a float
+        return None
+    return number if math.isfinite(number) else None
+
+
+def check_real(value: object, argument: str, low: float, high: float) -> float:
+    """``value`` as a ``float`` if it is a finite real number (Python or numpy scalar, not bool) in ``[low, high]``.
+
+    Raises:
+        ValueError: naming ``argument``: ``"<argument> must be a number in [<low>, <high>], got ..."``
+            for a bool, a non-number, NaN, an infinity or a value out of range.
+    """
+    number = _finite_float(value)
+    if number is None or not low <= number <= high:
+        raise ValueError(f"{argument} must be a number in [{low:g}, {high:g}], got {value!r}")
+    return number
+
+
+def check_probability(value: object, argument: str = "p") -> float:
+    """``value`` as a ``float`` if it is a probability: a real number (Python or numpy, not bool or NaN) in ``[0, 1]``.
+
+    Raises:
+        ValueError: naming ``argument``: ``"<argument> must be a probability in [0, 1], got ..."``.
+    """
+    number = _finite_float(value)
+    if number is None or not 0.0 <= number <= 1.0:
+        raise ValueError(f"{argument} must be a probability in [0, 1], got {value!r}")
+    return number
+
+
+def check_flag(value: object, argument: str) -> bool:
+    """``value`` as a ``bool`` if it is ``True`` or ``False`` (numpy bools too; not ``0``/``1``).
+
+    Raises:
+        ValueError: naming ``argument``: ``"<argument> must be True or False, got ..."``.
+    """
+    if not is_flag(value):
+        raise ValueError(f"{argument} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_optional_flag(value: object, argument: str, none_means: str) -> bool | None:
+    """``None``, or ``value`` as a ``bool`` if it is ``True`` or ``False`` (numpy bools too).
+
+    ``none_means`` says what ``None`` does, for the message.
+
+    Raises:
+        ValueError: naming ``argument``: ``"<argument> must be True, False or None (<none_means>), got ..."``.
+    """
+    if value is None:
+        return None
+    if not is_flag(value):
+        raise ValueError(f"{argument} must be True, False or None ({none_means}), got {value!r}")
+    return bool(value)
+
+
+def check_seed(value: object, argument: str = "seed") -> int | None:
+    """``None``, or ``value`` as an ``int`` if it is an integer (Python or numpy, not bool; any sign).
+
+    Raises:
+        ValueError: naming ``argument``: ``"<argument> must be an integer (or None), got ..."``.
+    """
+    if value is None:
+        return None
+    if not is_integer(value):
+        raise ValueError(f"{argument} must be an integer (or None), got {value!r}")
+    return int(value)  # type: ignore[call-overload]
+
+
+def check_device(device: object, argument: str = "device") -> torch.device | None:
+    """``device`` as a ``torch.device`` that this process can run on now, or ``None``.
+
+    Raises:
+        ValueError: naming ``argument``: not a device, the ``meta`` device (no data), or a backend
+            this process cannot use (CUDA absent or index out of range, MPS/XPU unavailable).
+    """
+    if device is None:
+        return None
+    try:
+        parsed = torch.device(device)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise ValueError(
+            f"{argument} must be a torch device such as 'cpu' or 'cuda:0' (or None), got {device!r}: {error}"
+        ) from None
+    if parsed.type == "cpu":
+        return parsed
+    if parsed.type == "meta":
+        raise ValueError(f"{argument}='meta' holds no data, so the generators cannot run there; use 'cpu', 'cuda' or None")
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (parsed.index is not None and parsed.index >= count):
+            raise ValueError(f"{argument}={device!r} is not available: this process sees {count} CUDA device(s)")
+        return parsed
+    backend = getattr(torch.backends, parsed.type, None) if parsed.type == "mps" else getattr(torch, parsed.type, None)
+    available = getattr(backend, "is_available", None)
+    if available is None or not available():
+        raise ValueError(f"{argument}={device!r} is not available in this process; use 'cpu', 'cuda' or None")
+    return parsed
