@@ -84,9 +84,10 @@ import albumentations as A
 import numpy as np
 import torch
 from albumentations.core.transforms_interface import BaseTransformInitSchema
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 import handaug
+from handaug.arguments import check_flag, is_flag, is_real
 from handaug.image_tensors import check_images, check_mask
 from handaug.integrations.batch import DECISION_KEY, NOT_TRANSLATED
 from handaug.integrations.workers import ForkGuard
@@ -241,9 +242,17 @@ class SynthToReal(A.ImageOnlyTransform):
         @field_validator("p", "crop_margin", mode="before")
         @classmethod
         def _number_not_bool(cls, value: Any) -> Any:
-            if isinstance(value, (bool, np.bool_)):
+            # handaug's rule (handaug.arguments), not pydantic's coercion: no bools, no strings.
+            if is_flag(value):
                 raise ValueError(f"expected a number, got the bool {value!r}")
+            if not is_real(value):
+                raise ValueError(f"expected a number, got {value!r}")
             return value
+
+        @field_validator("hand_crop", "compile", "defer", mode="before")
+        @classmethod
+        def _flag(cls, value: Any, info: ValidationInfo) -> bool:
+            return check_flag(value, info.field_name or "flag")
 
         @field_validator("device", mode="before")
         @classmethod

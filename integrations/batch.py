@@ -49,6 +49,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from handaug.arguments import is_integer
 from handaug.image_tensors import check_images, check_mask
 from handaug.synth_to_real import SynthToReal as CoreSynthToReal
 
@@ -80,7 +81,7 @@ def core_translator(s2r: Any) -> CoreSynthToReal:
 
 def _decisions(decisions: object, lead: tuple[int, ...], pool: int) -> torch.Tensor:
     """``decisions`` checked against the images' leading shape ``lead`` → ``(prod(lead),)`` int64 on the CPU."""
-    if isinstance(decisions, (int, np.integer)) and not isinstance(decisions, (bool, np.bool_)):
+    if is_integer(decisions):
         decisions = [decisions]
     if isinstance(decisions, np.ndarray) or (isinstance(decisions, Sequence) and not isinstance(decisions, str)):
         decisions = torch.as_tensor(np.asarray(decisions))

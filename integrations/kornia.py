@@ -73,10 +73,11 @@ require("kornia", "kornia", needed_by=__name__)
 from kornia.augmentation import IntensityAugmentationBase2D
 
 import handaug
+from handaug.arguments import check_flag, check_probability
 from handaug.image_tensors import check_images, check_mask
 from handaug.integrations.workers import ForkGuard
 from handaug.precision import Precision
-from handaug.synth_to_real import MaskMode, PathLike, check_probability
+from handaug.synth_to_real import MaskMode, PathLike
 
 __all__ = ["SynthToReal"]
 
@@ -132,6 +133,7 @@ class SynthToReal(IntensityAugmentationBase2D):
         keepdim: bool = False,
     ) -> None:
         p, p_batch = check_probability(p, "p"), check_probability(p_batch, "p_batch")
+        same_on_batch, keepdim = check_flag(same_on_batch, "same_on_batch"), check_flag(keepdim, "keepdim")
         super().__init__(p=p, p_batch=p_batch, same_on_batch=same_on_batch, keepdim=keepdim)
         # The core draws nothing: kornia's gate chooses the images, generate_parameters the pool members.
         self.translator = handaug.SynthToReal(

@@ -41,6 +41,7 @@ require("lightning", "train", needed_by=__name__)
 
 import lightning as L
 
+from handaug.arguments import is_integer
 from handaug.integrations.batch import DECISION_KEY, Channels, core_translator, translate_batch
 from handaug.synth_to_real import SynthToReal as CoreSynthToReal
 
@@ -89,9 +90,11 @@ class SynthToRealCallback(L.Callback):
                 "(it decides per sample): give a handaug.SynthToReal or the kornia adapter, or record the "
                 "decisions in the workers with defer=True and pass decision_key"
             )
+        keys: dict[str, Key | None] = {}
         for name, key in (("image_key", image_key), ("mask_key", mask_key), ("decision_key", decision_key)):
-            if key is not None and not (isinstance(key, str) or (isinstance(key, int) and not isinstance(key, bool))):
+            if key is not None and not (isinstance(key, str) or is_integer(key)):
                 raise ValueError(f"{name} must be a dict key (str) or a list index (int), got {key!r}")
+            keys[name] = int(key) if is_integer(key) else key  # type: ignore[call-overload]
         if image_key is None:
             raise ValueError("image_key must name the images of the batch, got None")
         if channels not in ("first", "last"):
@@ -99,9 +102,9 @@ class SynthToRealCallback(L.Callback):
         if channels == "last" and decision_key is None:
             raise ValueError("channels='last' needs decision_key: drawing on the batch takes (B, 3, H, W) images")
         self.s2r = s2r
-        self.image_key = image_key
-        self.mask_key = mask_key
-        self.decision_key = decision_key
+        self.image_key: Key = keys["image_key"]  # type: ignore[assignment]
+        self.mask_key = keys["mask_key"]
+        self.decision_key = keys["decision_key"]
         self.channels: Channels = channels
 
     @staticmethod

@@ -62,11 +62,12 @@ from torchvision.transforms.v2 import functional as TF
 from torch.utils._pytree import tree_flatten
 
 import handaug
+from handaug.arguments import check_flag, check_probability
 from handaug.image_tensors import check_images, check_mask
 from handaug.integrations.batch import DECISION_KEY, NOT_TRANSLATED
 from handaug.integrations.workers import ForkGuard
 from handaug.precision import Precision
-from handaug.synth_to_real import MaskMode, PathLike, check_flag, check_probability
+from handaug.synth_to_real import MaskMode, PathLike
 
 __all__ = ["SynthToReal"]
 

@@ -220,6 +220,16 @@ def test_numpy_probability_is_accepted(ckpt):
         SynthToReal(ckpt, p=np.bool_(True))
 
 
+def test_flags_are_bools_and_numbers_are_not_strings(ckpt):
+    """handaug.arguments' rule, not pydantic's coercion of 1 or "yes" to True and of "0.5" to 0.5."""
+    assert SynthToReal(ckpt, hand_crop=np.bool_(True), crop_margin=np.int64(1)).hand_crop is True
+    for flag in ("hand_crop", "compile", "defer"):
+        with pytest.raises(ValueError, match=rf"{flag}\n.*{flag} must be True or False, got 1"):
+            SynthToReal(ckpt, **{flag: 1})
+    with pytest.raises(ValueError, match=r"crop_margin\n.*expected a number, got '0.5'"):
+        SynthToReal(ckpt, crop_margin="0.5")
+
+
 # ----------------------------------------------------------------------------- batches and volumes
 def test_images_stack_runs_as_one_generator_batch(ckpt):
     samples = [hand(i) for i in range(4)]

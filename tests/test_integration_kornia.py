@@ -199,6 +199,10 @@ def test_bad_arguments_and_inputs_name_what_is_wrong(ckpt, tmp_path):
         SynthToReal(ckpt, p=2.0)
     with pytest.raises(ValueError, match="p_batch must be a probability"):
         SynthToReal(ckpt, p_batch=-0.1)
+    with pytest.raises(ValueError, match="same_on_batch must be True or False, got 1"):  # flags are bools only
+        SynthToReal(ckpt, same_on_batch=1)
+    with pytest.raises(ValueError, match="keepdim must be True or False, got 'yes'"):
+        SynthToReal(ckpt, keepdim="yes")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         SynthToReal(tmp_path / "missing")
     images, masks, _ = hands(2)

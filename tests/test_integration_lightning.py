@@ -117,6 +117,10 @@ def test_bad_arguments_and_batches_name_what_is_wrong(pool):
         SynthToRealCallback("runs/export")
     with pytest.raises(ValueError, match="image_key must be a dict key"):
         SynthToRealCallback(adapter, image_key=1.5)
+    with pytest.raises(ValueError, match=r"decision_key must be a dict key \(str\) or a list index \(int\), got True"):
+        SynthToRealCallback(adapter, image_key=0, decision_key=True)
+    numpy_index = SynthToRealCallback(adapter, image_key=np.int64(0), decision_key=np.int32(1))  # handaug.arguments' rule
+    assert (numpy_index.image_key, numpy_index.decision_key) == (0, 1) and type(numpy_index.image_key) is int
     callback = SynthToRealCallback(adapter, mask_key="hand")
     batch = {"image": torch.zeros(2, 3, 8, 8, dtype=torch.uint8), "synth_to_real": torch.tensor([0, 0])}
     with pytest.raises(ValueError, match=r"mask_key='hand' is not in the batch \(keys \['image', 'synth_to_real'\]\)"):
