@@ -1,8 +1,9 @@
-"""handaug's 21-joint order and one remap table per dataset reader.
+"""handaug's 21-joint order (names, skeleton) and one remap table per dataset reader.
 
-handaug's order is :data:`handaug.data.procedural.JOINT_NAMES`: the wrist, then the thumb,
-index, middle, ring and pinky, each from base to tip (thumb: CMC, MCP, IP, tip; fingers: MCP,
-PIP, DIP, tip). Every reader returns its keypoints in this order.
+handaug's order is :data:`JOINT_NAMES`: the wrist, then the thumb, index, middle, ring and
+pinky, each from base to tip (thumb: CMC, MCP, IP, tip; fingers: MCP, PIP, DIP, tip).
+:class:`~handaug.data.procedural.ProceduralHands` renders its keypoints in this order, and
+every reader returns its keypoints in it. :data:`BONES` are the skeleton's 20 edges.
 
 A remap table is an index array ``table`` of 21 integers such that
 ``canonical = dataset_array[table]``: row ``i`` of the result is row ``table[i]`` of the
@@ -34,9 +35,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from handaug.data.procedural import JOINT_NAMES, NUM_JOINTS
+__all__ = ["BONES", "DATASETS", "JOINT_NAMES", "NUM_JOINTS", "REMAP_TABLES", "RHD_HAND_OFFSET", "remap_joints"]
 
-__all__ = ["DATASETS", "JOINT_NAMES", "NUM_JOINTS", "REMAP_TABLES", "RHD_HAND_OFFSET", "remap_joints"]
+JOINT_NAMES: tuple[str, ...] = (
+    "wrist",
+    "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip",
+    "index_mcp", "index_pip", "index_dip", "index_tip",
+    "middle_mcp", "middle_pip", "middle_dip", "middle_tip",
+    "ring_mcp", "ring_pip", "ring_dip", "ring_tip",
+    "pinky_mcp", "pinky_pip", "pinky_dip", "pinky_tip",
+)  # fmt: skip
+"""Names of the 21 joints, in the order of ``keypoints_2d`` / ``keypoints_3d`` rows."""
+
+NUM_JOINTS: int = 21
+
+BONES: tuple[tuple[int, int], ...] = tuple(
+    pair
+    for chain in range(5)
+    for pair in ((0, 1 + 4 * chain),) + tuple((1 + 4 * chain + k, 2 + 4 * chain + k) for k in range(3))
+)
+"""The 20 skeleton edges ``(parent, child)`` as joint indices (for drawing skeletons)."""
 
 _IDENTITY = np.arange(NUM_JOINTS, dtype=np.intp)
 # One hand of RHD: wrist, then per finger tip→base (rows 1 + 4f .. 4 + 4f); reverse each finger.
