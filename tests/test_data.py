@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from handaug.data.datamodule import SourceSpec, UnpairedDataModule, parse_source
+from handaug.data.background import background_value
+from handaug.data.datamodule import UnpairedDataModule
 from handaug.data.folder import ImageFolder
-from handaug.data.unpaired import background_value, to_tensor_pair
+from handaug.data.sources import SourceSpec, parse_source
+from handaug.data.unpaired import to_tensor_pair
 
 
 def write_rgb(path, rgb):

@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+from handaug.data.background import GREEN_SCREEN_RGB
 from handaug.data.masks import HandAreaFilter, hand_area_fraction, refine_green_screen_mask
-from handaug.data.procedural import GREEN_SCREEN_RGB, ProceduralHands
+from handaug.data.procedural import ProceduralHands
 
 
 def on_noisy_green_screen(sample, rng, sigma=10.0, speckle=0.01):

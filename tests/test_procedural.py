@@ -13,7 +13,9 @@ import cv2
 import numpy as np
 import pytest
 
-from handaug.data.procedural import BONES, GREEN_SCREEN_RGB, JOINT_NAMES, NUM_JOINTS, ProceduralHands
+from handaug.data.background import GREEN_SCREEN_RGB
+from handaug.data.joints import BONES, JOINT_NAMES, NUM_JOINTS
+from handaug.data.procedural import ProceduralHands
 
 SIZE = 64
 BATCH = 48

@@ -30,11 +30,12 @@ from pickle_attacks import (
     shared_lists,
 )
 
-from handaug.data.datamodule import SourceSpec, parse_source
+from handaug.data.background import GREEN_SCREEN_RGB
 from handaug.data.folder import ImageFolder
-from handaug.data.joints import REMAP_TABLES, remap_joints
-from handaug.data.procedural import GREEN_SCREEN_RGB, JOINT_NAMES, ProceduralHands
+from handaug.data.joints import JOINT_NAMES, REMAP_TABLES, remap_joints
+from handaug.data.procedural import ProceduralHands
 from handaug.data.readers import RHD, FreiHAND, GANeratedHands, RealHands, SynthHands, safe_load_pickle
+from handaug.data.sources import SourceSpec, parse_source
 from handaug.registry import create_dataset
 
 

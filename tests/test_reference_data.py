@@ -12,8 +12,9 @@ import logging
 import numpy as np
 import pytest
 
+from handaug.data.background import GREEN_SCREEN_RGB
 from handaug.data.masks import MAX_CONTOURS, HandAreaFilter, refine_green_screen, refine_green_screen_mask
-from handaug.data.procedural import GREEN_SCREEN_RGB, ProceduralHands
+from handaug.data.procedural import ProceduralHands
 from handaug.data.readers import RealHands, SynthHands
 from handaug.data.readers.split import fixed_split
 from handaug.registry import create_dataset

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import lightning as L
@@ -11,45 +9,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from handaug.data.background import background_value
 from handaug.data.crops import CROP_MODES, CropMode
 from handaug.data.pairing import EPOCH_LENGTHS, PAIRINGS, EpochLength, Pairing, PairSampler, ResumableDataLoader
-from handaug.data.unpaired import DomainDataset, UnpairedDataset, background_value
+from handaug.data.sources import parse_source
+from handaug.data.unpaired import DomainDataset, UnpairedDataset
 from handaug.registry import create_dataset, get_registry
 
 DOMAINS: tuple[str, ...] = ("synthetic", "real")
 VAL_CROPS: tuple[str, ...] = ("centre", "centroid")
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """A parsed data source: a registered dataset name and the folder it reads (if any)."""
-
-    name: str
-    root: str | None
-
-    def __str__(self) -> str:
-        return self.name if self.root is None else f"{self.name}:{self.root}"
-
-
-def parse_source(spec: str, argument: str) -> SourceSpec:
-    """Parse ``"procedural"``, ``"NAME:ROOT"`` (``NAME`` a registered dataset) or a plain folder path.
-
-    >>> parse_source("/data/real", "real")
-    SourceSpec(name='folder', root='/data/real')
-    """
-    if not isinstance(spec, str) or not spec.strip():
-        raise ValueError(f"{argument} must be 'procedural', 'NAME:ROOT' or a folder path, got {spec!r}")
-    datasets = get_registry("dataset")
-    match = re.fullmatch(r"([A-Za-z_][\w.-]*):(.*)", spec)
-    # "C:\\data" is a Windows path, not a dataset called "C".
-    if match and len(match.group(1)) > 1:
-        name, root = match.group(1), match.group(2) or None
-        if name not in datasets:
-            datasets.get(name)  # raises, listing the known dataset names
-        return SourceSpec(name, root)
-    if spec in datasets:
-        return SourceSpec(spec, None)
-    return SourceSpec("folder", spec)
 
 
 class UnpairedDataModule(L.LightningDataModule):

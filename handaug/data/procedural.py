@@ -34,8 +34,9 @@ Each sample is a ``dict``:
 ``style``
     the style string; ``index``: the (non-negative) ``int`` index of the sample.
 
-The joint order is :data:`JOINT_NAMES`: the wrist, then thumb, index, middle, ring and pinky,
-each from base to tip (thumb: CMC, MCP, IP, tip; fingers: MCP, PIP, DIP, tip).
+The joint order is :data:`handaug.data.joints.JOINT_NAMES`: the wrist, then thumb, index,
+middle, ring and pinky, each from base to tip (thumb: CMC, MCP, IP, tip; fingers: MCP, PIP,
+DIP, tip).
 
 Geometry (pose, hand shape, handedness, camera, hence keypoints, ``K`` and ``mask``) is drawn
 from ``numpy.random.default_rng([seed, index])`` and does not depend on the style, so
@@ -68,39 +69,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = [
-    "BACKGROUNDS",
-    "BONES",
-    "GREEN_SCREEN_RGB",
-    "JOINT_NAMES",
-    "NUM_JOINTS",
-    "STYLES",
-    "ProceduralHands",
-]
+from handaug.data.background import GREEN_SCREEN_RGB, RENDERED_BACKGROUNDS
+from handaug.data.joints import NUM_JOINTS
 
-JOINT_NAMES: tuple[str, ...] = (
-    "wrist",
-    "thumb_cmc", "thumb_mcp", "thumb_ip", "thumb_tip",
-    "index_mcp", "index_pip", "index_dip", "index_tip",
-    "middle_mcp", "middle_pip", "middle_dip", "middle_tip",
-    "ring_mcp", "ring_pip", "ring_dip", "ring_tip",
-    "pinky_mcp", "pinky_pip", "pinky_dip", "pinky_tip",
-)  # fmt: skip
-"""Names of the 21 joints, in the order of ``keypoints_2d`` / ``keypoints_3d`` rows."""
-
-NUM_JOINTS: int = 21
-
-BONES: tuple[tuple[int, int], ...] = tuple(
-    pair
-    for chain in range(5)
-    for pair in ((0, 1 + 4 * chain),) + tuple((1 + 4 * chain + k, 2 + 4 * chain + k) for k in range(3))
-)
-"""The 20 skeleton edges ``(parent, child)`` as joint indices (for drawing skeletons)."""
+__all__ = ["STYLES", "ProceduralHands"]
 
 STYLES: tuple[str, ...] = ("synthetic", "real")
-BACKGROUNDS: tuple[str, ...] = ("green_screen", "noise", "white")
-GREEN_SCREEN_RGB: tuple[int, int, int] = (14, 255, 14)
-"""The flat chroma green of SynthHands, used as the synthetic style's green screen."""
 
 _STYLE_CODES = {"synthetic": 0, "real": 1}
 _MIN_IMAGE_SIZE = 16
@@ -816,8 +790,8 @@ def _lighting_field(rng: np.random.Generator, size: int, slope: float, vignette:
 def _background(kind: str, style: str, size: int, rng: np.random.Generator) -> np.ndarray:
     """The background ``(size, size, 3)``, float32 RGB in ``[0, 255]``.
 
-    Synthetic ``"green_screen"`` is :data:`GREEN_SCREEN_RGB` and ``"white"`` is 255, flat and
-    exact; the real ones are unevenly lit cloth or wall (the camera model adds the noise);
+    Synthetic ``"green_screen"`` is :data:`~handaug.data.background.GREEN_SCREEN_RGB` and
+    ``"white"`` is 255, flat and exact; the real ones are unevenly lit cloth or wall (the camera model adds the noise);
     ``"noise"`` is a smooth random colour texture with a brightness ramp, for both styles.
     The smooth ones are made at up to 32 x 32 pixels and upsampled bilinearly.
     """
@@ -993,10 +967,12 @@ class ProceduralHands:
         length: the number of samples, ``>= 1``.
         seed: a non-negative int. Geometry comes from ``(seed, index)``, so both styles with
             the same seed show the same hands; give unpaired domains different seeds.
-        background: ``"green_screen"`` (the synthetic style uses the flat chroma green
-            :data:`GREEN_SCREEN_RGB` exactly, the real style an unevenly lit green cloth),
-            ``"noise"`` (a smooth random colour texture) or ``"white"`` (pure white for the
-            synthetic style, an uneven near-white for the real one).
+        background: one of :data:`~handaug.data.background.RENDERED_BACKGROUNDS`:
+            ``"green_screen"`` (the synthetic style uses the flat chroma green
+            :data:`~handaug.data.background.GREEN_SCREEN_RGB` exactly, the real style an
+            unevenly lit green cloth), ``"noise"`` (a smooth random colour texture) or
+            ``"white"`` (pure white for the synthetic style, an uneven near-white for the real
+            one).
         hand_scale: ``(low, high)``: the range of the hand's projected size (the longer side of
             its keypoints' bounding box plus the flesh around them) as a fraction of the image
             side, ``0 < low <= high <= 1.5``.
@@ -1006,7 +982,7 @@ class ProceduralHands:
     pixel coordinates (the centre of pixel ``(i, j)`` is ``x = j, y = i``); ``keypoints_3d``
     ``(21, 3) float32`` camera-frame metres (``X`` right, ``Y`` down, ``Z > 0`` forward);
     ``K`` ``(3, 3) float32`` with ``keypoints_2d == (K @ keypoints_3d.T).T[:, :2] / Z``;
-    ``style`` (str) and ``index`` (int, non-negative). Rows follow :data:`JOINT_NAMES`.
+    ``style`` (str) and ``index`` (int, non-negative). Rows follow :data:`~handaug.data.joints.JOINT_NAMES`.
     See the module docstring for the details.
 
     Raises:
@@ -1025,8 +1001,8 @@ class ProceduralHands:
     ) -> None:
         if not isinstance(style, str) or style not in STYLES:
             raise ValueError(f"style must be one of {STYLES}, got {style!r}")
-        if not isinstance(background, str) or background not in BACKGROUNDS:
-            raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
+        if not isinstance(background, str) or background not in RENDERED_BACKGROUNDS:
+            raise ValueError(f"background must be one of {RENDERED_BACKGROUNDS}, got {background!r}")
         self.style = style
         self.image_size = _check_int("image_size", image_size, _MIN_IMAGE_SIZE)
         self.length = _check_int("length", length, 1)

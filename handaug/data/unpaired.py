@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from handaug.data.background import BACKGROUNDS, background_value  # noqa: F401 - also imported from here
+from handaug.data.background import fill_uint8
 from handaug.data.crops import CROP_MODES, CropMode, centroid_crop, hand_centred_crop
 from handaug.data.pairing import PairKey, item_rng
 
@@ -143,7 +143,7 @@ class DomainDataset(Dataset):
         if self.resize is not None:
             out = self.resize(image=image, mask=mask)
             image, mask = out["image"], out["mask"]
-        fill = None if self.background is None else (int(round((self.background + 1.0) * 127.5)),) * 3
+        fill = None if self.background is None else (fill_uint8(self.background),) * 3
         if self.centroid_offset is not None:
             return centroid_crop(image, mask, self.crop_size, self.centroid_offset, fill=255 if fill is None else fill[0])
         image, mask = hand_centred_crop(image, mask, self.crop_size, rng, fill)

@@ -24,10 +24,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from handaug.data.background import FILLS_UINT8, FILL_NAMES, KEEP
+from handaug.data.procedural import ProceduralHands
+from handaug.data.sources import parse_source
 from handaug.metrics.progress import batches, progress
-
-BACKGROUNDS: tuple[str, ...] = ("white", "black", "keep")
-_BACKGROUND_VALUES = {"white": 255, "black": 0}
+from handaug.registry import create_dataset
+from handaug.synth_to_real import SynthToReal
 
 #: Offsets of the procedural seeds of each evaluation set (see :func:`role_seed`).
 ROLES: tuple[str, ...] = (
@@ -129,17 +131,17 @@ def concat_sets(sets: Sequence[EvalSet], name: str) -> EvalSet:
 
 
 def _check_background(background: str) -> str:
-    if background not in BACKGROUNDS:
-        raise ValueError(f"background must be one of {BACKGROUNDS}, got {background!r}")
+    if background not in FILL_NAMES:
+        raise ValueError(f"background must be one of {FILL_NAMES}, got {background!r}")
     return background
 
 
 def apply_background(images: torch.Tensor, masks: torch.Tensor | None, background: str) -> torch.Tensor:
     """Set pixels outside ``masks`` ``(N, 1, H, W)`` bool to white or black (``"keep"``: unchanged)."""
     _check_background(background)
-    if background == "keep" or masks is None:
+    if background == KEEP or masks is None:
         return images
-    return torch.where(masks, images, torch.full_like(images, _BACKGROUND_VALUES[background]))
+    return torch.where(masks, images, torch.full_like(images, FILLS_UINT8[background]))
 
 
 def _check_count(n: int, argument: str = "n") -> int:
@@ -179,8 +181,6 @@ def procedural_set(
     through the mask (``"keep"`` leaves the green). The hand geometry, masks and keypoints of a seed
     are the same for every background.
     """
-    from handaug.data.procedural import ProceduralHands
-
     _check_count(n)
     _check_background(background)
     render_on = "white" if background == "white" else "green_screen"
@@ -192,7 +192,7 @@ def procedural_set(
 
 
 def _resize_item(item: dict, image_size: int) -> dict:
-    import albumentations as A
+    import albumentations as A  # deferred: albumentations is the [albumentations] extra, needed by folder sources only
 
     pipeline = A.Compose(
         [A.SmallestMaxSize(max_size=image_size), A.CenterCrop(image_size, image_size)],
@@ -240,8 +240,6 @@ def load_image_set(
         ValueError: a bad argument, or a dataset with fewer than 2 images.
         FileNotFoundError: the folder does not exist.
     """
-    from handaug.data.datamodule import parse_source
-
     _check_count(n)
     _check_background(background)
     spec = parse_source(source, "source")
@@ -253,9 +251,6 @@ def load_image_set(
 
 
 def _open_dataset(source: str, masks: str | None):  # noqa: ANN202 - any map-style dataset
-    from handaug.data.datamodule import parse_source
-    from handaug.registry import create_dataset
-
     spec = parse_source(source, "source")
     if masks is not None and spec.name != "folder":
         raise ValueError(f"masks applies to folder sources, but source {source!r} is read by {spec.name!r}")
@@ -278,8 +273,6 @@ def checkpoint_translator(
     device: str | torch.device | None = None,
 ) -> Translator:
     """A :data:`Translator` running the checkpoint(s) ``ckpt`` through :class:`handaug.SynthToReal` (p = 1)."""
-    from handaug.synth_to_real import SynthToReal
-
     s2r = SynthToReal(ckpt, p=1.0, device=device, mask_mode=mask_mode, seed=0, precision="fp32")
 
     def translate(images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:

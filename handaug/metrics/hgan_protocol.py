@@ -50,6 +50,7 @@ import torch
 
 from handaug.atomic_files import write_bytes_atomically
 from handaug.data.crops import REFERENCE_CROP_OFFSET, REFERENCE_CROP_SIZE, centroid_crop
+from handaug.data.sources import parse_source
 from handaug.metrics.eval_data import EvalSet, apply_background, procedural_set, role_seed
 from handaug.metrics.fid import fid_kid_of_folders
 from handaug.metrics.progress import batches, progress
@@ -261,7 +262,6 @@ def protocol_images(domain: str, settings: HganProtocol) -> EvalSet:
     Raises:
         ValueError: the source has fewer than ``n_images`` frames, or a frame has no (or an empty) mask.
     """
-    from handaug.data.datamodule import parse_source
     from handaug.registry import create_dataset
 
     source = settings.synthetic if domain == "synthetic" else settings.real

@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from handaug.data.background import GREEN_SCREEN_RGB
 from handaug.data.joints import remap_joints
-from handaug.data.procedural import GREEN_SCREEN_RGB
 from handaug.data.readers.base import DatasetReader, chroma_key_mask, find_files, project, read_numbers, require_root
 from handaug.data.readers.split import REFERENCE_TEST_SIZE, REFERENCE_VAL_SIZE, check_split_arguments, fixed_split
 
