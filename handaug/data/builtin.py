@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from handaug.data.folder import ImageFolder
+from handaug.data.procedural import ProceduralHands
 from handaug.data.readers import RHD, FreiHAND, GANeratedHands, RealHands, SynthHands
 from handaug.hookspecs import hookimpl
 
@@ -22,8 +23,6 @@ def procedural_hands(root: str | None = None, **kwargs: Any) -> Any:
     """Factory of :class:`handaug.data.procedural.ProceduralHands` (it reads no files: ``root`` must be empty)."""
     if root:
         raise ValueError(f"the procedural dataset renders its images and takes no root folder, got root={root!r}")
-    from handaug.data.procedural import ProceduralHands
-
     return ProceduralHands(**kwargs)
 
 
