@@ -163,11 +163,9 @@ def check_seed(value: object, argument: str = "seed") -> int | None:
     Raises:
         ValueError: naming ``argument``: ``"<argument> must be an integer (or None), got ..."``.
     """
-    if value is None:
-        return None
-    if not is_integer(value):
+    if value is not None and not is_integer(value):
         raise ValueError(f"{argument} must be an integer (or None), got {value!r}")
-    return int(value)  # type: ignore[call-overload]
+    return None if value is None else int(value)  # type: ignore[call-overload]
 
 
 def check_device(device: object, argument: str = "device") -> torch.device | None:
