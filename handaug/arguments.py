@@ -1,4 +1,4 @@
-"""Checks of user-supplied scalar arguments (numbers, flags, seeds, devices), with one rule for all.
+"""Checks of user-supplied scalar arguments (numbers, flags, seeds, devices, named choices), with one rule for all.
 
 The rule, the same at every public entry point (the core, the readers and the adapters):
 
@@ -8,7 +8,8 @@ The rule, the same at every public entry point (the core, the readers and the ad
 - **bools are not numbers**: ``True``, ``False`` and ``np.bool_`` are refused wherever an integer
   or a real number is expected (although Python counts ``bool`` as an ``int``);
 - **flags**: ``True``/``False`` or a ``np.bool_`` only; ``0``, ``1`` and strings are refused;
-- strings are never parsed (``"0.5"`` is not a number).
+- strings are never parsed (``"0.5"`` is not a number);
+- **choices**: one of a fixed tuple of names (:func:`check_choice`).
 
 Each checker returns the plain Python value (``int``, ``float``, ``bool``), so a numpy scalar
 never leaks into stored attributes, ``repr``\\ s or JSON. A refused value raises ``ValueError``
@@ -26,6 +27,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "check_choice",
     "check_device",
     "check_flag",
     "check_int",
@@ -106,16 +108,31 @@ def _finite_float(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def check_real(value: object, argument: str, low: float, high: float) -> float:
-    """``value`` as a ``float`` if it is a finite real number (Python or numpy scalar, not bool) in ``[low, high]``.
+def _real_kind(low: float, high: float, open_high: bool) -> str:
+    if open_high:
+        return f"a number in [{low:g}, {high:g})"
+    if high == math.inf and low == 0:
+        return "a non-negative number"
+    if high == math.inf and low != -math.inf:
+        return f"a number >= {low:g}"
+    return f"a number in [{low:g}, {high:g}]"
+
+
+def check_real(value: object, argument: str, low: float, high: float, *, open_high: bool = False) -> float:
+    """``value`` as a ``float`` if it is a finite real number (Python or numpy scalar, not bool) in ``[low, high]``
+    (``high = math.inf``: unbounded above; infinities themselves are still refused), or in
+    ``[low, high)`` with ``open_high=True`` (a momentum, a dropout probability).
 
     Raises:
-        ValueError: naming ``argument``: ``"<argument> must be a number in [<low>, <high>], got ..."``
-            for a bool, a non-number, NaN, an infinity or a value out of range.
+        ValueError: naming ``argument`` for a bool, a non-number, NaN, an infinity or a value out of
+            range: ``"<argument> must be a number in [<low>, <high>], got ..."``, or with
+            ``high = math.inf`` ``"... must be a non-negative number, got ..."`` (``low = 0``) or
+            ``"... must be a number >= <low>, got ..."``; with ``open_high=True``
+            ``"... must be a number in [<low>, <high>), got ..."``.
     """
     number = _finite_float(value)
-    if number is None or not low <= number <= high:
-        raise ValueError(f"{argument} must be a number in [{low:g}, {high:g}], got {value!r}")
+    if number is None or not low <= number <= high or (open_high and number == high):
+        raise ValueError(f"{argument} must be {_real_kind(low, high, open_high)}, got {value!r}")
     return number
 
 
@@ -129,6 +146,17 @@ def check_probability(value: object, argument: str = "p") -> float:
     if number is None or not 0.0 <= number <= 1.0:
         raise ValueError(f"{argument} must be a probability in [0, 1], got {value!r}")
     return number
+
+
+def check_choice(value: object, argument: str, choices: tuple[str, ...]) -> str:
+    """``value`` as a plain ``str`` if it is one of ``choices`` (compared as strings; a non-string is refused).
+
+    Raises:
+        ValueError: naming ``argument``: ``"<argument> must be one of (<choices>), got ..."``.
+    """
+    if isinstance(value, str) and value in choices:
+        return str(value)
+    raise ValueError(f"{argument} must be one of {choices}, got {value!r}")
 
 
 def check_flag(value: object, argument: str) -> bool:

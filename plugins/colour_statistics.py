@@ -33,9 +33,12 @@ or the ``structure`` loss to keep the fingers.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 
+from handaug.arguments import check_real
 from handaug.hookspecs import hookimpl
 
 COLOUR_STATISTICS_BOUNDS = {"weight": (0.0, 1e4), "momentum": (0.0, 1.0), "covariance_weight": (0.0, 1e4)}
@@ -90,15 +93,9 @@ class ColourStatisticsLoss(nn.Module):
 
     def __init__(self, weight: float = 1.0, momentum: float = 0.95, covariance_weight: float = 1.0) -> None:
         super().__init__()
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
-            raise ValueError(f"weight must be a non-negative number, got {weight!r}")
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be a number in [0, 1), got {momentum!r}")
-        if isinstance(covariance_weight, bool) or not isinstance(covariance_weight, (int, float)) or not covariance_weight >= 0:
-            raise ValueError(f"covariance_weight must be a non-negative number, got {covariance_weight!r}")
-        self.weight = float(weight)
-        self.momentum = float(momentum)
-        self.covariance_weight = float(covariance_weight)
+        self.weight = check_real(weight, "weight", 0.0, math.inf)
+        self.momentum = check_real(momentum, "momentum", 0.0, 1.0, open_high=True)
+        self.covariance_weight = check_real(covariance_weight, "covariance_weight", 0.0, math.inf)
         for direction in DIRECTIONS:
             self.register_buffer(f"{direction}_mean", torch.zeros(3))
             self.register_buffer(f"{direction}_covariance", torch.zeros(3, 3))

@@ -21,12 +21,14 @@ core: :mod:`handaug.networks.silnet`; its checkpoint format and pretraining: :mo
 
 from __future__ import annotations
 
+import math
 import os
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from handaug.arguments import check_real
 from handaug.hookspecs import hookimpl
 from handaug.networks.silnet import SILNET_BOUNDS, SILNET_SHAPES, SilNet, silnet_loss
 from handaug.pretrained import load_state_dict_file
@@ -73,11 +75,10 @@ class GeometricConsistencyLoss(nn.Module):
         silnet_lr: float = 1e-3,
     ) -> None:
         super().__init__()
-        if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
-            raise ValueError(f"weight must be a non-negative number, got {weight!r}")
+        weight = check_real(weight, "weight", 0.0, math.inf)
         if silnet_checkpoint is not None and silnet_weights is not None:
             raise ValueError("give silnet_checkpoint (a handaug-train-silnet directory) or silnet_weights (a state dict file), not both")
-        self.weight = float(weight)
+        self.weight = weight
         self.auxiliary_lr = float(silnet_lr)  # read by HGAN for SilNet's own optimiser
         asked = {"base_channels": base_channels, "depth": depth, "conv_bias": conv_bias}
         if silnet_checkpoint is not None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from handaug.arguments import check_choice, check_int
 from handaug.hookspecs import hookimpl
-from handaug.networks.layers import NORMS, Norm, check_choice, check_positive_int, conv_bias, norm_layer
+from handaug.networks.layers import NORMS, Norm, conv_bias, norm_layer
 
 
 #: Ranges the registry enforces before building (see :meth:`handaug.registry.Registry.add`).
@@ -41,10 +42,10 @@ class PatchDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int = 3, ndf: int = 64, n_layers: int = 3, norm: Norm = "instance") -> None:
         super().__init__()
-        check_positive_int("in_channels", in_channels)
-        check_positive_int("ndf", ndf)
-        check_positive_int("n_layers", n_layers)
-        check_choice("norm", norm, NORMS)
+        in_channels = check_int(in_channels, "in_channels", 1)
+        ndf = check_int(ndf, "ndf", 1)
+        n_layers = check_int(n_layers, "n_layers", 1)
+        norm = check_choice(norm, "norm", NORMS)
         self.in_channels = in_channels
         self.n_layers = n_layers
         bias = conv_bias(norm)
@@ -90,9 +91,9 @@ class PixelDiscriminator(nn.Module):
 
     def __init__(self, in_channels: int = 3, ndf: int = 64, norm: Norm = "instance") -> None:
         super().__init__()
-        check_positive_int("in_channels", in_channels)
-        check_positive_int("ndf", ndf)
-        check_choice("norm", norm, NORMS)
+        in_channels = check_int(in_channels, "in_channels", 1)
+        ndf = check_int(ndf, "ndf", 1)
+        norm = check_choice(norm, "norm", NORMS)
         self.in_channels = in_channels
         bias = conv_bias(norm)
         self.model = nn.Sequential(

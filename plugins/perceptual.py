@@ -25,8 +25,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
+from handaug.arguments import check_int, is_integer
 from handaug.hookspecs import hookimpl
-from handaug.networks.layers import check_positive_int
 from handaug.networks.vgg import TAP_CHANNELS, VGG16Features
 
 
@@ -65,9 +65,9 @@ class PerceptualDiscriminator(nn.Module):
         vgg_weights: str = "imagenet",
     ) -> None:
         super().__init__()
-        check_positive_int("ndf", ndf)
-        check_positive_int("max_channels", max_channels)
-        strides = sorted({int(s) for s in output_strides})
+        ndf = check_int(ndf, "ndf", 1)
+        max_channels = check_int(max_channels, "max_channels", 1)
+        strides = sorted({int(s) for s in output_strides}) if all(is_integer(s) for s in output_strides) else []
         if not strides or any(s < 2 or s & (s - 1) for s in strides) or strides[-1] < 8:
             raise ValueError(
                 f"output_strides must be powers of two >= 2 with the largest >= 8, got {list(output_strides)!r}"

@@ -22,8 +22,9 @@ from typing import Literal
 import torch
 import torch.nn as nn
 
+from handaug.arguments import check_choice, check_flag, check_int, check_real
 from handaug.hookspecs import hookimpl
-from handaug.networks.layers import NORMS, Norm, check_choice, check_positive_int, conv_bias, norm_layer
+from handaug.networks.layers import NORMS, Norm, conv_bias, norm_layer
 
 Padding = Literal["reflect", "replicate", "zero"]
 ResidualSpace = Literal["atanh", "log"]
@@ -106,19 +107,17 @@ class ResnetGenerator(nn.Module):
         residual_space: ResidualSpace = "atanh",
     ) -> None:
         super().__init__()
-        for argument, value in (("in_channels", in_channels), ("out_channels", out_channels), ("ngf", ngf)):
-            check_positive_int(argument, value)
-        if not isinstance(n_blocks, int) or isinstance(n_blocks, bool) or n_blocks < 0:
-            raise ValueError(f"n_blocks must be a non-negative integer, got {n_blocks!r}")
-        check_choice("norm", norm, NORMS)
-        check_choice("padding", padding, PADDINGS)
-        if not 0.0 <= float(dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
-        if not isinstance(residual, bool):
-            raise ValueError(f"residual must be True or False, got {residual!r}")
+        in_channels = check_int(in_channels, "in_channels", 1)
+        out_channels = check_int(out_channels, "out_channels", 1)
+        ngf = check_int(ngf, "ngf", 1)
+        n_blocks = check_int(n_blocks, "n_blocks", 0)
+        norm = check_choice(norm, "norm", NORMS)
+        padding = check_choice(padding, "padding", PADDINGS)
+        dropout = check_real(dropout, "dropout", 0.0, 1.0, open_high=True)
+        residual = check_flag(residual, "residual")
         if residual and in_channels != out_channels:
             raise ValueError(f"residual=True needs in_channels == out_channels, got {in_channels} and {out_channels}")
-        check_choice("residual_space", residual_space, RESIDUAL_SPACES)
+        residual_space = check_choice(residual_space, "residual_space", RESIDUAL_SPACES)
         if residual_space != "atanh" and not residual:
             raise ValueError(f"residual_space={residual_space!r} needs residual=True (it says how the residual is applied)")
         self.in_channels = in_channels

@@ -21,10 +21,13 @@ no luminance contrast; the hand mask keeps the background out of it.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from handaug.arguments import check_real
 from handaug.hookspecs import hookimpl
 
 #: ITU-R BT.601 luma weights of R, G, B.
@@ -95,13 +98,10 @@ class StructureLoss(nn.Module):
 
     def __init__(self, weight: float = 1.0, sigma: float = 1.5) -> None:
         super().__init__()
-        for name, value in (("weight", weight), ("sigma", sigma)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-        if sigma <= 0:
+        self.weight = check_real(weight, "weight", 0.0, math.inf)
+        self.sigma = check_real(sigma, "sigma", 0.0, math.inf)
+        if self.sigma == 0:
             raise ValueError(f"sigma must be positive, got {sigma!r}")
-        self.weight = float(weight)
-        self.sigma = float(sigma)
 
     def forward(self, source: torch.Tensor, translated: torch.Tensor, source_mask: torch.Tensor | None, direction: str) -> torch.Tensor:
         s, weight = local_structure(source, translated, source_mask, self.sigma)

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from handaug.arguments import (
+    check_choice,
     check_device,
     check_flag,
     check_int,
@@ -98,6 +99,30 @@ def test_real_messages_show_the_value_given():
         check_real(math.nan, "crop_margin", 0.0, 4.0)
     with pytest.raises(ValueError, match=r"^p must be a probability in \[0, 1\], got True$"):
         check_probability(True)
+
+
+def test_unbounded_real_ranges_say_so():
+    assert check_real(np.float32(1e30), "weight", 0.0, math.inf) == pytest.approx(1e30)
+    with pytest.raises(ValueError, match=r"^weight must be a non-negative number, got -0.5$"):
+        check_real(-0.5, "weight", 0.0, math.inf)
+    with pytest.raises(ValueError, match=r"^weight must be a non-negative number, got inf$"):
+        check_real(math.inf, "weight", 0.0, math.inf)  # an unbounded range still refuses infinity
+    with pytest.raises(ValueError, match=r"^lr must be a number >= 1e-08, got True$"):
+        check_real(True, "lr", 1e-8, math.inf)
+    assert check_real(np.float32(0.5), "momentum", 0.0, 1.0, open_high=True) == 0.5
+    for value in (1, 1.0, np.float64(1), -0.1, True, math.nan):
+        with pytest.raises(ValueError, match=rf"^momentum must be a number in \[0, 1\), got {re.escape(repr(value))}$"):
+            check_real(value, "momentum", 0.0, 1.0, open_high=True)
+
+
+def test_choices_are_strings_from_the_tuple():
+    norms = ("instance", "batch", "none")
+    assert check_choice("batch", "norm", norms) == "batch"
+    checked = check_choice(np.str_("none"), "norm", norms)
+    assert checked == "none" and type(checked) is str
+    for value in ("Batch", "", None, 1, True, ["batch"]):
+        with pytest.raises(ValueError, match=rf"^norm must be one of \('instance', 'batch', 'none'\), got {re.escape(repr(value))}$"):
+            check_choice(value, "norm", norms)
 
 
 def test_flags_are_bools_only():

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 import torch
 
 from handaug.data.procedural import ProceduralHands
+from handaug.plugins.colour_statistics import ColourStatisticsLoss
+from handaug.plugins.geocongan import GeometricConsistencyLoss
+from handaug.plugins.structure import StructureLoss
 from handaug.registry import create_loss
 
 from conftest import tiny_datamodule, tiny_hgan, tiny_trainer
@@ -125,3 +131,19 @@ def test_colour_statistics_covariance_weight_zero_matches_the_mean_only():
     assert _loss(full, flatter, mask_s, real, mask_r) != pytest.approx(_loss(full, synthetic, mask_s, real, mask_r), abs=1e-3)
     with pytest.raises(ValueError, match="covariance_weight"):
         create_loss("colour_statistics", covariance_weight=-0.5)
+
+
+def test_loss_weights_follow_the_one_rule():
+    """The losses' weights take numpy scalars (stored as floats) and refuse bools and infinities."""
+    loss = ColourStatisticsLoss(weight=np.float32(2), momentum=np.float64(0.5), covariance_weight=np.int64(1))
+    assert (loss.weight, loss.momentum, loss.covariance_weight) == (2.0, 0.5, 1.0) and type(loss.momentum) is float
+    assert type(StructureLoss(weight=np.float32(0.5), sigma=np.int64(2)).sigma) is float
+    assert type(GeometricConsistencyLoss(weight=np.float64(0.5)).weight) is float
+    for make in (ColourStatisticsLoss, StructureLoss, GeometricConsistencyLoss):
+        for value in (True, math.inf, -1.0):
+            with pytest.raises(ValueError, match=rf"^weight must be a non-negative number, got {value!r}$"):
+                make(weight=value)
+    with pytest.raises(ValueError, match=r"^momentum must be a number in \[0, 1\), got 1$"):
+        ColourStatisticsLoss(momentum=1)
+    with pytest.raises(ValueError, match=r"^sigma must be positive, got 0$"):
+        StructureLoss(sigma=0)

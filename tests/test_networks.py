@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
 from handaug.initialization import init_weights
+from handaug.plugins.patchgan import PatchDiscriminator
+from handaug.plugins.perceptual import PerceptualDiscriminator
+from handaug.plugins.resnet import ResnetGenerator
 from handaug.registry import create_discriminator, create_generator
 
 from conftest import TINY_PERCEPTUAL
@@ -202,3 +206,26 @@ def test_resnet_norm_and_dropout_options_build_the_references_blocks(norm, layer
     net.eval()
     assert torch.equal(net(x), net(x))
     assert [m for m in create_generator("resnet", ngf=8, n_blocks=2).modules() if isinstance(m, nn.Dropout)] == []
+
+
+def test_network_arguments_follow_the_one_rule():
+    """The networks check their arguments with handaug.arguments: numpy integers and numpy bools
+    are accepted and stored as plain Python values; bools are not sizes, 1 is not a flag."""
+    generator = ResnetGenerator(ngf=np.int64(4), n_blocks=np.uint8(1), residual=np.bool_(True), dropout=np.float32(0.25))
+    assert type(generator.residual) is bool and generator.residual
+    assert n_params(generator) == n_params(ResnetGenerator(ngf=4, n_blocks=1, residual=True, dropout=0.25))
+    assert n_params(PatchDiscriminator(ndf=np.int32(4), n_layers=np.int64(2))) == n_params(PatchDiscriminator(ndf=4, n_layers=2))
+    for kwargs, message in [
+        ({"ngf": True}, r"^ngf must be an integer >= 1, got True$"),
+        ({"n_blocks": -1}, r"^n_blocks must be a non-negative integer, got -1$"),
+        ({"residual": 1}, r"^residual must be True or False, got 1$"),
+        ({"dropout": 1.0}, r"^dropout must be a number in \[0, 1\), got 1.0$"),
+        ({"dropout": "0.5"}, r"^dropout must be a number in \[0, 1\), got '0.5'$"),
+        ({"norm": "layer"}, r"^norm must be one of \('instance', 'batch', 'none'\), got 'layer'$"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            ResnetGenerator(**kwargs)
+    with pytest.raises(ValueError, match=r"^n_layers must be an integer >= 1, got False$"):
+        PatchDiscriminator(n_layers=False)
+    with pytest.raises(ValueError, match=r"^output_strides must be powers of two"):
+        PerceptualDiscriminator(output_strides=(8.0, 16), vgg_weights="random")

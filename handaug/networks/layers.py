@@ -10,17 +10,6 @@ Norm = Literal["instance", "batch", "none"]
 NORMS: tuple[str, ...] = ("instance", "batch", "none")
 
 
-def check_choice(argument: str, value: object, choices: tuple[str, ...]) -> None:
-    """Raise ``ValueError`` naming ``argument`` unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"{argument} must be one of {choices}, got {value!r}")
-
-
-def check_positive_int(argument: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{argument} must be a positive integer, got {value!r}")
-
-
 def norm_layer(norm: Norm, channels: int) -> nn.Module:
     """CycleGAN's normalisation choices: instance norm without affine parameters or running
     statistics, batch norm with both, or none."""

@@ -17,7 +17,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from handaug.networks.layers import check_positive_int, double_conv
+from handaug.arguments import check_int
+from handaug.fitting import fit, random_batches
+from handaug.networks.layers import double_conv
 
 __all__ = ["SILNET_BOUNDS", "SILNET_SHAPES", "SilNet", "silnet_loss", "train_silnet"]
 
@@ -51,8 +53,8 @@ class SilNet(nn.Module):
 
     def __init__(self, base_channels: int = 16, depth: int = 3, conv_bias: bool = False) -> None:
         super().__init__()
-        check_positive_int("base_channels", base_channels)
-        check_positive_int("depth", depth)
+        base_channels = check_int(base_channels, "base_channels", 1)
+        depth = check_int(depth, "depth", 1)
         if not isinstance(conv_bias, bool):
             raise ValueError(f"conv_bias must be true or false, got {conv_bias!r}")
         self.depth = depth
@@ -97,24 +99,14 @@ def train_silnet(
 ) -> list[float]:
     """Fit ``silnet`` to ``images`` ``(N, 3, H, W)`` in ``[-1, 1]`` and ``masks`` ``(N, 1, H, W)`` in {0, 1}.
 
-    Adam on random mini-batches (drawn with a generator seeded by ``seed``). Leaves the network in
-    eval mode and returns the loss of every step.
+    Adam on random mini-batches (drawn with a generator seeded by ``seed``; see
+    :func:`handaug.fitting.fit`). Leaves the network in eval mode and returns the loss of every step.
     """
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must have shape (N, 3, H, W), got {tuple(images.shape)}")
     if masks.shape != (images.shape[0], 1, *images.shape[-2:]):
         raise ValueError(f"masks must have shape {(images.shape[0], 1, *images.shape[-2:])}, got {tuple(masks.shape)}")
-    check_positive_int("steps", steps)
-    rng = torch.Generator().manual_seed(seed)
+    steps = check_int(steps, "steps", 1)
+    picks = random_batches(images.shape[0], batch_size, steps, torch.Generator().manual_seed(seed))
     optimizer = torch.optim.Adam(silnet.parameters(), lr=lr)
-    silnet.train()
-    history = []
-    for _ in range(steps):
-        pick = torch.randint(images.shape[0], (min(batch_size, images.shape[0]),), generator=rng)
-        loss = silnet_loss(silnet, images[pick], masks[pick])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        history.append(float(loss.detach()))
-    silnet.eval()
-    return history
+    return fit(silnet, picks, lambda pick: silnet_loss(silnet, images[pick], masks[pick]), optimizer)
