@@ -179,6 +179,22 @@ def test_datamodule_bad_arguments_are_named():
             UnpairedDataModule(**kwargs)
 
 
+def test_datamodule_sizes_follow_the_one_rule():
+    """numpy integers are sizes (stored as int, also in the hyperparameters); bools are not."""
+    dm = UnpairedDataModule(crop_size=np.int64(32), val_count=np.uint8(2), num_workers=np.int32(0), batch_size=np.int16(2),
+                            val_crop="centroid", val_crop_offset=(np.int64(4), -8))
+    assert (dm.crop_size, dm.val_count, dm.num_workers, dm.batch_size) == (32, 2, 0, 2)
+    assert all(type(v) is int for v in (dm.crop_size, dm.val_count, dm.num_workers, dm.batch_size, *dm.val_crop_offset))
+    assert type(dm.hparams["val_count"]) is int
+    for kwargs, message in [({"val_count": True}, r"^val_count must be a non-negative integer, got True$"),
+                            ({"num_workers": 1.0}, r"^num_workers must be a non-negative integer, got 1.0$"),
+                            ({"crop_size": False}, r"^crop_size must be an integer >= 1, got False$"),
+                            ({"val_crop_offset": (True, 0)}, r"^val_crop_offset must be two integers"),
+                            ({"pairing": "zip"}, r"^pairing must be one of \("),]:
+        with pytest.raises(ValueError, match=message):
+            UnpairedDataModule(**kwargs)
+
+
 def test_procedural_domains_default_to_their_style_and_different_seeds():
     dm = UnpairedDataModule(crop_size=32, val_size=48, val_count=2, num_workers=0,
                             synthetic_kwargs={"length": 10}, real_kwargs={"length": 12})

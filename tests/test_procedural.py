@@ -317,6 +317,15 @@ def test_bad_arguments_raise_value_errors_naming_them(kwargs: dict, name: str) -
         ProceduralHands(**kwargs)
 
 
+def test_integer_arguments_follow_the_one_rule() -> None:
+    dataset = ProceduralHands(image_size=np.int64(SIZE), length=np.uint8(3), seed=np.int32(2))
+    assert (type(dataset.image_size), type(dataset.length), type(dataset.seed)) == (int, int, int)
+    with pytest.raises(ValueError, match=r"^image_size must be an integer >= 16, got 8$"):
+        ProceduralHands(image_size=8)
+    with pytest.raises(ValueError, match=r"^seed must be a non-negative integer, got np.True_$"):
+        ProceduralHands(seed=np.bool_(True))
+
+
 def test_unknown_style_error_lists_the_allowed_values() -> None:
     with pytest.raises(ValueError, match="synthetic") as info:
         ProceduralHands("foo")

@@ -138,6 +138,8 @@ def test_synthhands_errors_name_root_and_missing_files(tmp_path):
         SynthHands(tmp_path / "sh")
     with pytest.raises(ValueError, match="mask_tolerance"):
         SynthHands(tmp_path / "sh", mask_tolerance=-1)
+    with pytest.raises(ValueError, match=r"^mask_tolerance must be an integer in \[0, 255\], got True$"):
+        SynthHands(tmp_path / "sh", mask_tolerance=True)
 
 
 def test_synthhands_short_joint_file_is_named(tmp_path):

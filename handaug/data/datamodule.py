@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from handaug.arguments import check_choice, check_int, is_integer
 from handaug.data.background import background_value
 from handaug.data.crops import CROP_MODES, CropMode
 from handaug.data.pairing import EPOCH_LENGTHS, PAIRINGS, EpochLength, Pairing, PairSampler, ResumableDataLoader
@@ -108,25 +109,19 @@ class UnpairedDataModule(L.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        for argument, value in (("crop_size", crop_size), ("val_size", val_size), ("batch_size", batch_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{argument} must be a positive integer, got {value!r}")
-        if load_size is not None and (not isinstance(load_size, int) or load_size < 1):
-            raise ValueError(f"load_size must be a positive integer or None, got {load_size!r}")
-        if not isinstance(val_count, int) or val_count < 0:
-            raise ValueError(f"val_count must be a non-negative integer, got {val_count!r}")
-        if not isinstance(num_workers, int) or num_workers < 0:
-            raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
-        if val_crop not in VAL_CROPS:
-            raise ValueError(f"val_crop must be one of {VAL_CROPS}, got {val_crop!r}")
-        if len(tuple(val_crop_offset)) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in val_crop_offset):
+        crop_size = check_int(crop_size, "crop_size", 1)
+        val_size = check_int(val_size, "val_size", 1)
+        batch_size = check_int(batch_size, "batch_size", 1)
+        if load_size is not None:
+            load_size = check_int(load_size, "load_size", 1)
+        val_count = check_int(val_count, "val_count", 0)
+        num_workers = check_int(num_workers, "num_workers", 0)
+        val_crop = check_choice(val_crop, "val_crop", VAL_CROPS)
+        if len(tuple(val_crop_offset)) != 2 or not all(is_integer(v) for v in val_crop_offset):
             raise ValueError(f"val_crop_offset must be two integers (dx, dy), got {val_crop_offset!r}")
-        if crop_mode not in CROP_MODES:
-            raise ValueError(f"crop_mode must be one of {CROP_MODES}, got {crop_mode!r}")
-        if pairing not in PAIRINGS:
-            raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
-        if epoch_length not in EPOCH_LENGTHS:
-            raise ValueError(f"epoch_length must be one of {EPOCH_LENGTHS}, got {epoch_length!r}")
+        crop_mode = check_choice(crop_mode, "crop_mode", CROP_MODES)
+        pairing = check_choice(pairing, "pairing", PAIRINGS)
+        epoch_length = check_choice(epoch_length, "epoch_length", EPOCH_LENGTHS)
         self.save_hyperparameters()
         self.sources = {"synthetic": parse_source(synthetic, "synthetic"), "real": parse_source(real, "real")}
         self.reader_kwargs = {
@@ -135,7 +130,7 @@ class UnpairedDataModule(L.LightningDataModule):
         }
         self.crop_size = crop_size
         self.crop_mode = crop_mode
-        self.val_crop_offset = tuple(val_crop_offset) if val_crop == "centroid" else None
+        self.val_crop_offset = tuple(int(v) for v in val_crop_offset) if val_crop == "centroid" else None
         self.val_kwargs = {"synthetic": synthetic_val_kwargs, "real": real_val_kwargs}
         self.val_size = val_size
         self.load_size = load_size

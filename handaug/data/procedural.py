@@ -69,6 +69,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from handaug.arguments import check_int
 from handaug.data.background import GREEN_SCREEN_RGB, RENDERED_BACKGROUNDS
 from handaug.data.joints import NUM_JOINTS
 
@@ -926,19 +927,6 @@ def _render_real(
 # ---------------------------------------------------------------------------------------------
 # Dataset
 # ---------------------------------------------------------------------------------------------
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    """``value`` as an ``int`` (numpy integers too, never bools), or ValueError naming ``name``."""
-    if not isinstance(value, bool):
-        try:
-            number = operator.index(value)
-        except TypeError:
-            pass
-        else:
-            if number >= minimum:
-                return number
-    raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-
-
 def _check_hand_scale(value: Any) -> tuple[float, float]:
     message = f"hand_scale must be a pair (low, high) with 0 < low <= high <= {_MAX_HAND_SCALE}, got {value!r}"
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != 2:
@@ -987,7 +975,7 @@ class ProceduralHands:
 
     Raises:
         ValueError: for an unknown ``style`` or ``background``, an ``image_size`` that is not an
-            int ``>= 16``, a ``length`` below 1, a negative ``seed`` or a bad ``hand_scale``.
+            integer ``>= 16`` (numpy integers count, bools do not), a ``length`` below 1, a negative ``seed`` or a bad ``hand_scale``.
     """
 
     def __init__(
@@ -1004,9 +992,9 @@ class ProceduralHands:
         if not isinstance(background, str) or background not in RENDERED_BACKGROUNDS:
             raise ValueError(f"background must be one of {RENDERED_BACKGROUNDS}, got {background!r}")
         self.style = style
-        self.image_size = _check_int("image_size", image_size, _MIN_IMAGE_SIZE)
-        self.length = _check_int("length", length, 1)
-        self.seed = _check_int("seed", seed, 0)
+        self.image_size = check_int(image_size, "image_size", _MIN_IMAGE_SIZE)
+        self.length = check_int(length, "length", 1)
+        self.seed = check_int(seed, "seed", 0)
         self.background = background
         self.hand_scale = _check_hand_scale(hand_scale)
 

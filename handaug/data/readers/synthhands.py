@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from handaug.arguments import check_int
 from handaug.data.background import GREEN_SCREEN_RGB
 from handaug.data.joints import remap_joints
 from handaug.data.readers.base import DatasetReader, chroma_key_mask, find_files, project, read_numbers, require_root
@@ -87,8 +88,7 @@ class SynthHands(DatasetReader):
         val_size: int = REFERENCE_VAL_SIZE,
         split_seed: int | None = 0,
     ) -> None:
-        if isinstance(mask_tolerance, bool) or not isinstance(mask_tolerance, int) or not 0 <= mask_tolerance <= 255:
-            raise ValueError(f"mask_tolerance must be an integer in [0, 255], got {mask_tolerance!r}")
+        mask_tolerance = check_int(mask_tolerance, "mask_tolerance", 0, 255)
         if not isinstance(noobject_only, bool):
             raise ValueError(f"noobject_only must be true or false, got {noobject_only!r}")
         check_split_arguments(split, test_size, val_size, split_seed)
