@@ -37,7 +37,6 @@ in milliseconds, and a checkpoint that passes builds without surprises.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,13 +48,12 @@ import torch
 import torch.nn as nn
 
 from handaug._version import __version__
-from handaug.atomic_files import file_sha256, write_bytes_atomically
+from handaug.atomic_files import file_sha256
 from handaug.checkpoint_config import (
     CONFIG_FILE,
     DIRECTIONS,
     FORMAT,
     FORMAT_VERSION,
-    MAX_CONFIG_BYTES,
     METADATA_KEY,
     WEIGHTS_FILE,
     parse_config,
@@ -64,46 +62,14 @@ from handaug.checkpoint_config import (
 from handaug.hub import fetch_checkpoint, is_hub_name
 from handaug.lightning_checkpoint import EXPORT_HINT, training_checkpoint_message
 from handaug.registry import ArgumentOutOfBounds, NetworkSpec, PluginError, create_generator, get_registry, network_spec
+from handaug.safetensors_files import (
+    json_ready,
+    read_config_file,
+    safetensors_metadata,
+    write_tensor_directory,
+    write_tensor_file,
+)
 from handaug.untrusted_text import shown
-
-#: Longest safetensors header (JSON) read (safetensors' own limit is 100 MB).
-MAX_HEADER_BYTES = 100_000_000
-
-
-def safetensors_bytes(state: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> bytes:
-    """``state`` (name → tensor) serialised as a safetensors file, in memory.
-
-    A tensor stored under several names (tied parameters) is kept under its first name only, as
-    ``safetensors.torch.save_model`` does; every tensor is copied to the CPU and made contiguous,
-    so views that share storage are written independently.
-    """
-    kept: dict[str, torch.Tensor] = {}
-    seen: set[tuple[Any, ...]] = set()
-    for name, tensor in state.items():
-        tensor = tensor.detach()
-        identity = (tensor.device, tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape),
-                    tuple(tensor.stride()), tensor.dtype)  # fmt: skip
-        if tensor.numel() and identity in seen:
-            continue
-        seen.add(identity)
-        kept[name] = tensor.to("cpu", copy=True).contiguous()
-    return safetensors.torch.save(kept, metadata=metadata)
-
-
-def _save_weights(module: nn.Module, path: Path, metadata: dict[str, str] | None) -> bytes:
-    """Write ``module``'s weights to ``path`` atomically, through handaug's writer: the file gets the
-    mode a plain ``open()`` gives (``0o666`` less the umask), not the ``0o600`` safetensors creates
-    its files with. Returns the bytes written."""
-    data = safetensors_bytes(module.state_dict(), metadata)
-    write_bytes_atomically(path, data, fsync=True)
-    return data
-
-
-def _json_ready(value: Any, where: str) -> Any:
-    try:
-        return json.loads(json.dumps(value))
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{where} must hold only JSON values (numbers, strings, lists, dicts): {err}") from err
 
 
 def save_generator(
@@ -152,26 +118,22 @@ def save_generator(
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "handaug_version": __version__,
-        "network": _json_ready(spec.to_dict(), f"the arguments of generator {spec.name!r}"),
+        "network": json_ready(spec.to_dict(), f"the arguments of generator {spec.name!r}"),
         "direction": direction,
         "normalization": {"range": [-1.0, 1.0]},
         "stride": int(getattr(generator, "stride", 1)),
         "mask": {"background": background, "trained_with_masks": bool(trained_with_masks)},
         "image_size": dict(image_size or {}),
-        "training": _json_ready(training or {}, "training"),
+        "training": json_ready(training or {}, "training"),
     }
     # What would be refused when loading is refused now, before anything is written.
     validate_config(config, "the config save_generator would write", needs_sha256=False)
     path = Path(path)
     if path.suffix == ".safetensors":
         path.parent.mkdir(parents=True, exist_ok=True)
-        _save_weights(generator, path, {METADATA_KEY: json.dumps(config)})
+        write_tensor_file(path, generator.state_dict(), METADATA_KEY, config)
         return path
-    path.mkdir(parents=True, exist_ok=True)
-    data = _save_weights(generator, path / WEIGHTS_FILE, {"format": FORMAT})
-    config["weights_sha256"] = hashlib.sha256(data).hexdigest()
-    write_bytes_atomically(path / CONFIG_FILE, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode(), fsync=True)
-    return path
+    return write_tensor_directory(path, generator.state_dict(), config, format=FORMAT, weights_file=WEIGHTS_FILE, config_file=CONFIG_FILE)
 
 
 #: Tensor name → (dtype kind, see :func:`dtype_kind`; shape).
@@ -455,33 +417,13 @@ def _read_config_dir(path: Path) -> tuple[dict[str, Any], Path]:
                 f"{WEIGHTS_FILE} and {CONFIG_FILE}){_directory_hint(path)}"
             )
     where = f"checkpoint config {str(config_path)!r}"
-    with open(config_path, "rb") as f:
-        data = f.read(MAX_CONFIG_BYTES + 1)  # parse_config refuses more than MAX_CONFIG_BYTES
-    config = validate_config(parse_config(data, where), where, needs_sha256=True)
+    config = validate_config(read_config_file(config_path, where), where, needs_sha256=True)
     if file_sha256(weights_path) != config["weights_sha256"]:
         raise ValueError(
             f"checkpoint {str(path)!r}: {WEIGHTS_FILE} does not match the SHA-256 recorded in {CONFIG_FILE} "
             "(the weights are corrupt, or were replaced without their config)"
         )
     return config, weights_path
-
-
-def _metadata_of(data: bytes, where: str, name: str) -> dict[str, Any]:
-    """The ``__metadata__`` of the safetensors file whose bytes are ``data`` (its header is an
-    8-byte little-endian length, then that many bytes of JSON); tensors are checked later, when loaded."""
-    length = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
-    header: Any = None
-    if 0 < length <= len(data) - 8 and length <= MAX_HEADER_BYTES:
-        try:
-            header = json.loads(data[8 : 8 + length])
-        except (ValueError, RecursionError):
-            header = None
-    if not isinstance(header, dict):
-        raise ValueError(f"{where}: {name!r} is not a readable safetensors file (its header is not a JSON object)")
-    metadata = header.get("__metadata__") or {}
-    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
-        raise ValueError(f"{where}: {name!r} is not a readable safetensors file (its '__metadata__' is not an object of strings)")
-    return metadata
 
 
 def _read_config_file(path: Path) -> tuple[dict[str, Any], str]:
@@ -495,7 +437,10 @@ def _read_config_file(path: Path) -> tuple[dict[str, Any], str]:
         data = path.read_bytes()
     except OSError as err:
         raise ValueError(f"{where} cannot be read: {err.strerror or err}") from None
-    metadata = _metadata_of(data, where, path.name)
+    try:
+        metadata = safetensors_metadata(data)
+    except ValueError as err:
+        raise ValueError(f"{where}: {path.name!r} is not a readable safetensors file ({err})") from None
     if METADATA_KEY not in metadata:
         raise ValueError(
             f"checkpoint {str(path)!r} is a safetensors file without handaug's config in its metadata "

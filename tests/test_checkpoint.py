@@ -160,7 +160,7 @@ def test_checkpoint_of_a_plugin_that_is_not_installed(tmp_path, generator):
 def test_save_is_atomic_over_an_existing_checkpoint(tmp_path, generator, monkeypatch):
     path = save_generator(generator, tmp_path / "ckpt")
     before = {p.name: p.read_bytes() for p in path.iterdir()}
-    import handaug.checkpoint as ck
+    import handaug.safetensors_files as ck  # the writer save_generator uses
 
     real = ck.write_bytes_atomically
 

@@ -18,8 +18,6 @@ weights file larger than that shape's tensors could fill before reading it, and 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +28,14 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from handaug._version import __version__
-from handaug.atomic_files import file_sha256, write_bytes_atomically
-from handaug.checkpoint import check_finite, safetensors_bytes
-from handaug.checkpoint_config import MAX_CONFIG_BYTES, parse_config
+from handaug.atomic_files import file_sha256
+from handaug.checkpoint import check_finite
 from handaug.networks.silnet import SILNET_BOUNDS, SilNet
+from handaug.safetensors_files import (
+    json_ready,
+    read_config_file,
+    write_tensor_directory,
+)
 from handaug.untrusted_text import shown
 
 __all__ = ["SilNetCheckpoint", "load_silnet", "read_silnet_checkpoint", "save_silnet"]
@@ -60,10 +62,7 @@ def save_silnet(silnet: SilNet, path: str | os.PathLike[str], *, training: dict[
     """
     if not isinstance(silnet, SilNet):
         raise ValueError(f"silnet must be a handaug SilNet, got {type(silnet).__name__}")
-    try:
-        summary = json.loads(json.dumps(training or {}, allow_nan=False))
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"training must hold only finite JSON values: {err}") from None
+    summary = json_ready(training or {}, "training", finite=True)
     for name, tensor in silnet.state_dict().items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             bad = int((~torch.isfinite(tensor)).sum())
@@ -71,12 +70,6 @@ def save_silnet(silnet: SilNet, path: str | os.PathLike[str], *, training: dict[
                 f"SilNet tensor {name!r} has {bad} NaN or infinite values of {tensor.numel()} (training diverged: lower "
                 f"the learning rate or momentum); nothing was written to {str(path)!r}"
             )
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    # Serialised in memory and written by handaug's atomic writer: mode 0o666 less the umask (safetensors'
-    # own save_file creates 0o600 files), and the recorded SHA-256 is that of the bytes written.
-    data = safetensors_bytes(silnet.state_dict(), {"format": FORMAT})
-    write_bytes_atomically(path / WEIGHTS_FILE, data, fsync=True)
     config = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -84,10 +77,9 @@ def save_silnet(silnet: SilNet, path: str | os.PathLike[str], *, training: dict[
         "network": dict(silnet.shape),
         "normalization": {"range": [-1.0, 1.0]},
         "training": summary,
-        "weights_sha256": hashlib.sha256(data).hexdigest(),
     }
-    write_bytes_atomically(path / CONFIG_FILE, (json.dumps(config, indent=2, sort_keys=True) + "\n").encode(), fsync=True)
-    return path
+    # The recorded SHA-256 is that of the bytes written (see handaug.safetensors_files).
+    return write_tensor_directory(path, silnet.state_dict(), config, format=FORMAT, weights_file=WEIGHTS_FILE, config_file=CONFIG_FILE)
 
 
 @dataclass(frozen=True)
@@ -169,8 +161,7 @@ def read_silnet_checkpoint(path: str | os.PathLike[str]) -> SilNetCheckpoint:
         if not required.is_file():
             raise FileNotFoundError(f"SilNet checkpoint {str(path)!r} has no {required.name} (it holds {WEIGHTS_FILE} and {CONFIG_FILE})")
     where = f"SilNet checkpoint config {str(path / CONFIG_FILE)!r}"
-    with open(path / CONFIG_FILE, "rb") as f:
-        config = _check_config(parse_config(f.read(MAX_CONFIG_BYTES + 1), where), where)
+    config = _check_config(read_config_file(path / CONFIG_FILE, where), where)
     if file_sha256(path / WEIGHTS_FILE) != config["weights_sha256"]:
         raise ValueError(
             f"SilNet checkpoint {str(path)!r}: {WEIGHTS_FILE} does not match the SHA-256 in {CONFIG_FILE} "
