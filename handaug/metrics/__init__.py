@@ -6,6 +6,7 @@ Submodules, one concept each:
 
 - :mod:`handaug.metrics.features`: FID/KID feature extractors (InceptionV3, a tiny random CNN);
 - :mod:`handaug.metrics.eval_data`: evaluation image sets (procedural hands, folders) and their translation;
+- :mod:`handaug.metrics.translators`: checkpoints as the translator callables every measure runs;
 - :mod:`handaug.metrics.fid`: FID and KID (torchmetrics) between two image sets;
 - :mod:`handaug.metrics.classifier`: the paper's §IV-D Vision-Transformer domain classifier (Tables II, III, Fig. 7);
 - :mod:`handaug.metrics.shape`: hand-shape preservation (IoU of the generator's own silhouette with the source mask);

@@ -9,7 +9,7 @@ Registered names (``create_feature_extractor(name, **kwargs)``, ``handaug-eval -
   FID/KID values and cannot be compared with published ones.
 
 This module is imported whenever plugins load (also during training), so it imports nothing heavy:
-the factories import their networks when called.
+:mod:`handaug.metrics.features` loads torchmetrics only when an InceptionV3 is built.
 """
 
 from __future__ import annotations
@@ -19,17 +19,14 @@ from typing import Any
 import torch.nn as nn
 
 from handaug.hookspecs import hookimpl
+from handaug.metrics.features import InceptionFeatures, RandomConvFeatures
 
 
 def _inception(**kwargs: Any) -> nn.Module:
-    from handaug.metrics.features import InceptionFeatures
-
     return InceptionFeatures(**kwargs)
 
 
 def _random_conv(**kwargs: Any) -> nn.Module:
-    from handaug.metrics.features import RandomConvFeatures
-
     return RandomConvFeatures(**kwargs)
 
 

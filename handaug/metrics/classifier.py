@@ -35,10 +35,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from handaug.arguments import check_int
+from handaug.fitting import fit, shuffled_batches
+from handaug.fitting import predict as predict_batches
 from handaug.metrics.eval_data import EvalSet
 from handaug.metrics.features import as_unit_float
-from handaug.metrics.progress import batches, progress
-from handaug.metrics.report import Table, format_number
+from handaug.metrics.progress import progress
+from handaug.metrics.report import Table, format_number, save_figure
 from handaug.pretrained import PretrainedFile, load_pretrained, load_state_dict_file
 
 BACKBONES: tuple[str, ...] = ("vit_b_16", "vit_small")
@@ -98,12 +101,12 @@ def build_classifier(
         ValueError: unknown backbone, bad sizes.
         FileNotFoundError: ImageNet weights requested but missing (the message names the file).
     """
+    # deferred: importing torchvision takes over a second
     from torchvision.models import VisionTransformer, vit_b_16
 
     if backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {BACKBONES}, got {backbone!r}")
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    num_classes = check_int(num_classes, "num_classes", 2)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         if backbone == "vit_b_16":
@@ -157,37 +160,27 @@ def train_classifier(
     """
     if images.ndim != 4 or labels.shape != (images.shape[0],):
         raise ValueError(f"labels must have shape ({images.shape[0]},) to match images {tuple(images.shape)}, got {tuple(labels.shape)}")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    epochs = check_int(epochs, "epochs", 1)
+    batch_size = check_int(batch_size, "batch_size", 1)
     rng = torch.Generator().manual_seed(seed)
-    model.to(device).train()
+    model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(images.shape[0] / batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
-    history = []
-    for _ in progress(range(epochs), desc, total=epochs, enabled=show_progress):
-        order = torch.randperm(images.shape[0], generator=rng)
-        losses = []
-        for part in batches(images.shape[0], batch_size):
-            pick = order[part]
-            x = _augment(as_unit_float(images[pick]), rng).to(device)
-            loss = F.cross_entropy(model(x), labels[pick].to(device))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            losses.append(float(loss.detach()))
-        history.append(sum(losses) / len(losses))
-    model.eval()
-    return history
+
+    def loss(pick: torch.Tensor) -> torch.Tensor:
+        x = _augment(as_unit_float(images[pick]), rng).to(device)
+        return F.cross_entropy(model(x), labels[pick].to(device))
+
+    picks = shuffled_batches(images.shape[0], batch_size, progress(range(epochs), desc, total=epochs, enabled=show_progress), rng)
+    losses = fit(model, picks, loss, optimizer, scheduler)
+    epoch_losses = [losses[i : i + steps_per_epoch] for i in range(0, len(losses), steps_per_epoch)]
+    return [sum(part) / len(part) for part in epoch_losses]
 
 
-@torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, *, batch_size: int = 128, device: str | torch.device = "cpu") -> torch.Tensor:
     """Predicted class ``(N,)`` int64 of ``images`` ``(N, 3, H, W)`` uint8."""
-    model.to(device).eval()
-    out = [model(as_unit_float(images[part]).to(device)).argmax(dim=1).cpu() for part in batches(images.shape[0], batch_size)]
-    return torch.cat(out)
+    return predict_batches(model, images, batch_size=batch_size, device=device, prepare=as_unit_float).argmax(dim=1)
 
 
 @dataclass(frozen=True)
@@ -211,6 +204,7 @@ class ClassificationScores:
 
 def classification_scores(predictions: torch.Tensor, targets: torch.Tensor, class_names: Sequence[str]) -> ClassificationScores:
     """Scores of ``predictions`` against ``targets`` (both ``(N,)`` int64 in ``[0, len(class_names))``), by torchmetrics."""
+    # deferred: torchmetrics is the [eval] extra
     from torchmetrics.functional.classification import (
         multiclass_accuracy,
         multiclass_confusion_matrix,
@@ -415,12 +409,11 @@ def plot_confusion_matrix(scores: ClassificationScores, path: str | os.PathLike[
 
     Uses torchmetrics' matplotlib plotting; the file is written atomically.
     """
-    import matplotlib
+    import matplotlib  # deferred: matplotlib is the [eval] extra
 
     matplotlib.use("Agg", force=False)
+    # deferred: torchmetrics is the [eval] extra
     from torchmetrics.utilities.plot import plot_confusion_matrix as tm_plot
-
-    from handaug.metrics.report import save_figure
 
     short = {"synthetic": "syn", "real": "rea", "generated": "gen"}
     labels = [short.get(n, n) for n in scores.class_names]

@@ -12,24 +12,26 @@ where the source has them. Sets come from
 Backgrounds are handled as in training: with ``background="white"`` (H-GAN's choice, the
 default) every pixel outside the hand mask becomes white, for every set, so that measures look at
 hands, not at backgrounds. :func:`translate_set` runs a checkpoint (through
-:class:`handaug.SynthToReal`) or any callable over a set.
+:class:`handaug.SynthToReal`, see :func:`handaug.metrics.translators.checkpoint_translator`) or
+any callable over a set.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
+from handaug.arguments import check_int
 from handaug.data.background import FILLS_UINT8, FILL_NAMES, KEEP
 from handaug.data.procedural import ProceduralHands
 from handaug.data.sources import parse_source
 from handaug.metrics.progress import batches, progress
+from handaug.metrics.translators import PathLike, Translator, checkpoint_translator
 from handaug.registry import create_dataset
-from handaug.synth_to_real import SynthToReal
 
 #: Offsets of the procedural seeds of each evaluation set (see :func:`role_seed`).
 ROLES: tuple[str, ...] = (
@@ -51,10 +53,6 @@ ROLES: tuple[str, ...] = (
 )
 EVAL_SEED_BASE = 10_000
 
-#: A translation: ``(images (B, 3, H, W) uint8, masks (B, 1, H, W) bool or None) -> (B, 3, H, W) uint8``.
-Translator = Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]
-PathLike = str | os.PathLike[str]
-
 
 def role_seed(seed: int, role: str) -> int:
     """The procedural seed of evaluation set ``role`` for the run seed ``seed``.
@@ -63,8 +61,7 @@ def role_seed(seed: int, role: str) -> int:
     """
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}, got {role!r}")
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = check_int(seed, "seed", 0)
     return EVAL_SEED_BASE + 100 * seed + ROLES.index(role)
 
 
@@ -144,12 +141,6 @@ def apply_background(images: torch.Tensor, masks: torch.Tensor | None, backgroun
     return torch.where(masks, images, torch.full_like(images, FILLS_UINT8[background]))
 
 
-def _check_count(n: int, argument: str = "n") -> int:
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"{argument} must be a positive integer, got {n!r}")
-    return n
-
-
 def _stack_items(items: list[dict], name: str) -> EvalSet:
     images = torch.from_numpy(np.stack([item["image"] for item in items])).permute(0, 3, 1, 2).contiguous()
     masks = None
@@ -181,7 +172,7 @@ def procedural_set(
     through the mask (``"keep"`` leaves the green). The hand geometry, masks and keypoints of a seed
     are the same for every background.
     """
-    _check_count(n)
+    n = check_int(n, "n", 1)
     _check_background(background)
     render_on = "white" if background == "white" else "green_screen"
     hands = ProceduralHands(style=style, image_size=image_size, length=n, seed=seed, background=render_on)
@@ -192,7 +183,8 @@ def procedural_set(
 
 
 def _resize_item(item: dict, image_size: int) -> dict:
-    import albumentations as A  # deferred: albumentations is the [albumentations] extra, needed by folder sources only
+    # deferred: albumentations is the [albumentations] extra, needed by folder sources only
+    import albumentations as A
 
     pipeline = A.Compose(
         [A.SmallestMaxSize(max_size=image_size), A.CenterCrop(image_size, image_size)],
@@ -240,7 +232,7 @@ def load_image_set(
         ValueError: a bad argument, or a dataset with fewer than 2 images.
         FileNotFoundError: the folder does not exist.
     """
-    _check_count(n)
+    n = check_int(n, "n", 1)
     _check_background(background)
     spec = parse_source(source, "source")
     if spec.name == "procedural":
@@ -264,21 +256,6 @@ def _load_items(dataset, indices, image_size: int, background: str, name: str, s
     items = [_resize_item(dataset[int(i)], image_size) for i in progress(indices, f"load {name}", total=len(indices), enabled=show_progress)]
     result = _stack_items(items, name)
     return result.with_images(apply_background(result.images, result.masks, background))
-
-
-def checkpoint_translator(
-    ckpt: PathLike | Sequence[PathLike],
-    *,
-    mask_mode: str = "composite",
-    device: str | torch.device | None = None,
-) -> Translator:
-    """A :data:`Translator` running the checkpoint(s) ``ckpt`` through :class:`handaug.SynthToReal` (p = 1)."""
-    s2r = SynthToReal(ckpt, p=1.0, device=device, mask_mode=mask_mode, seed=0, precision="fp32")
-
-    def translate(images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
-        return s2r(images, mask=masks) if masks is not None and mask_mode == "composite" else s2r(images)
-
-    return translate
 
 
 def translate_set(
@@ -363,7 +340,7 @@ class DomainSources:
         """``n`` images of ``domain`` (``"synthetic"`` or ``"real"``) for ``role`` (one of :data:`ROLES`)."""
         if domain not in self.sources:
             raise ValueError(f"domain must be 'synthetic' or 'real', got {domain!r}")
-        _check_count(n)
+        n = check_int(n, "n", 1)
         key = (domain, role)
         if key in self._roles and len(self._roles[key]) >= n:
             return self._roles[key].subset(slice(0, n))

@@ -102,7 +102,7 @@ class InceptionFeatures(nn.Module):
         super().__init__()
         if feature_layer not in INCEPTION_LAYERS:
             raise ValueError(f"feature_layer must be one of {INCEPTION_LAYERS}, got {feature_layer!r}")
-        try:
+        try:  # deferred: torchmetrics is the [eval] extra
             from torchmetrics.image.fid import NoTrainInceptionV3
             from torchmetrics.utilities.imports import _TORCH_FIDELITY_AVAILABLE
         except ImportError as err:  # pragma: no cover - torchmetrics is a core dependency

@@ -29,7 +29,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from handaug.metrics.features import extract_features
+from handaug.metrics.features import extract_features, find_inception_weights
+from handaug.pretrained import load_state_dict_file
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ def _check_features(features: object, argument: str) -> torch.Tensor:
 
 def frechet_distance(real_features: torch.Tensor, fake_features: torch.Tensor) -> float:
     """The Fréchet distance between Gaussians fitted to features ``(N_real, d)`` and ``(N_fake, d)`` (FID's formula), in float64."""
+    # deferred: torchmetrics is the [eval] extra
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     real = _check_features(real_features, "real_features")
@@ -111,6 +113,7 @@ def fid_kid_from_features(
         ValueError: features of the wrong shape, fewer than 2 samples, different feature sizes,
             or a non-positive ``kid_subsets`` / ``kid_subset_size``.
     """
+    # deferred: torchmetrics is the [eval] extra
     from torchmetrics.image.kid import KernelInceptionDistance
 
     real = _check_features(real_features, "real_features")
@@ -175,6 +178,7 @@ FIDELITY_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 def _handaug_features_class() -> type:
     """torch-fidelity's feature-extractor interface around a handaug extractor (registered once)."""
+    # deferred: torch-fidelity is the [eval] extra
     from torch_fidelity.feature_extractor_base import FeatureExtractorBase
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
@@ -255,12 +259,9 @@ def fid_kid_of_folders(
             ``isc`` without the InceptionV3, or a weights file that is not the InceptionV3 state dict.
     """
     try:
-        import torch_fidelity
+        import torch_fidelity  # deferred: torch-fidelity is the [eval] extra
     except ImportError as err:
         raise ImportError("FID/KID on image folders needs torch-fidelity: pip install 'handaug[eval]' (or pip install torch-fidelity)") from err
-    from handaug.metrics.features import find_inception_weights
-    from handaug.pretrained import load_state_dict_file
-
     counts = {}
     for name, folder in (("fake", fake), ("real", real)):
         if not Path(folder).is_dir():

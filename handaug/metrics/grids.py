@@ -31,9 +31,10 @@ def sample_grid(
     Raises:
         ValueError: no rows, or rows whose images differ in number or size.
     """
-    import matplotlib
+    import matplotlib  # deferred: matplotlib is the [eval] extra
 
     matplotlib.use("Agg", force=False)
+    # deferred: matplotlib is the [eval] extra; importing torchvision takes over a second
     import matplotlib.pyplot as plt
     from torchvision.utils import make_grid
 

@@ -47,14 +47,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
+from handaug.arguments import check_int, is_integer
 from handaug.atomic_files import write_bytes_atomically
 from handaug.data.crops import REFERENCE_CROP_OFFSET, REFERENCE_CROP_SIZE, centroid_crop
 from handaug.data.sources import parse_source
 from handaug.metrics.eval_data import EvalSet, apply_background, procedural_set, role_seed
+from handaug.metrics.features import find_inception_weights
 from handaug.metrics.fid import fid_kid_of_folders
 from handaug.metrics.progress import batches, progress
-from handaug.metrics.report import Table, format_mean_std, format_number
+from handaug.metrics.report import Table, file_slug, format_mean_std, format_number
+from handaug.metrics.translators import PathLike, checkpoint_translator
+from handaug.registry import create_dataset, create_feature_extractor
 
 __all__ = [
     "HganProtocol",
@@ -85,7 +90,6 @@ REFERENCE_READER_KWARGS: dict[str, dict[str, Any]] = {
 
 #: A raw translation: uint8 crops ``(B, 3, S, S)`` → generator output ``(B, 3, S, S)`` float in ``[-1, 1]``.
 RawTranslator = Callable[[torch.Tensor], torch.Tensor]
-PathLike = str | os.PathLike[str]
 _IMAGE_NAME = re.compile(r"\d{6}\.jpg")
 
 
@@ -141,8 +145,6 @@ def write_jpeg_folder(images: torch.Tensor, folder: PathLike, quality: int = REF
     Raises:
         ValueError: images of the wrong shape or dtype, or ``folder`` holds other files.
     """
-    from PIL import Image
-
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 3 or images.dtype != torch.uint8:
         raise ValueError(f"images must be a uint8 tensor of shape (N, 3, H, W), got {getattr(images, 'shape', type(images).__name__)}")
     folder = Path(folder)
@@ -176,16 +178,12 @@ def write_jpeg_folder(images: torch.Tensor, folder: PathLike, quality: int = REF
 
 
 def raw_translator(ckpt: PathLike, device: str | torch.device | None = None) -> RawTranslator:
-    """The raw output of the generator in checkpoint ``ckpt``: uint8 crops → ``[-1, 1]`` float32, not composited."""
-    from handaug.synth_to_real import SynthToReal
+    """The raw output of the generator in checkpoint ``ckpt``: uint8 crops → ``[-1, 1]`` float32, not composited.
 
-    s2r = SynthToReal(ckpt, p=1.0, device=device, mask_mode="none", precision="fp32")
-
-    def translate(images: torch.Tensor) -> torch.Tensor:
-        unit = s2r(images.float().div(255.0))  # float in, float in [0, 1] out: no rounding to uint8 in between
-        return unit.mul(2.0).sub(1.0)
-
-    return translate
+    No rounding to uint8 in between (:func:`handaug.metrics.translators.checkpoint_translator` with
+    ``mask_mode="none"``, ``output="model_range"``).
+    """
+    return checkpoint_translator(ckpt, mask_mode="none", output="model_range", device=device)
 
 
 @dataclass
@@ -230,15 +228,15 @@ class HganProtocol:
         return reference_kid_subset_size(self.n_images)
 
     def check(self) -> None:
-        """Raise a ``ValueError`` naming the setting that cannot work."""
-        if not isinstance(self.n_images, int) or self.n_images < 20:
+        """Raise a ``ValueError`` naming the setting that cannot work (numpy integers become ``int``)."""
+        if not is_integer(self.n_images) or self.n_images < 20:
             raise ValueError(
                 f"the H-GAN protocol needs at least 20 test images per domain (KID subsets of n // 10 >= 2 images), got {self.n_images!r}"
             )
+        self.n_images = int(self.n_images)
         if len(tuple(self.crop_offset)) != 2:
             raise ValueError(f"crop_offset must be (dx, dy), got {self.crop_offset!r}")
-        if not isinstance(self.jpeg_quality, int) or not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"jpeg_quality must be an integer in [1, 100], got {self.jpeg_quality!r}")
+        self.jpeg_quality = check_int(self.jpeg_quality, "jpeg_quality", 1, 100)
 
 
 def _reader_kwargs(name: str, settings: HganProtocol, masks: str | None) -> dict[str, Any]:
@@ -262,8 +260,6 @@ def protocol_images(domain: str, settings: HganProtocol) -> EvalSet:
     Raises:
         ValueError: the source has fewer than ``n_images`` frames, or a frame has no (or an empty) mask.
     """
-    from handaug.registry import create_dataset
-
     source = settings.synthetic if domain == "synthetic" else settings.real
     masks = settings.synthetic_masks if domain == "synthetic" else settings.real_masks
     spec = parse_source(source, domain)
@@ -318,10 +314,6 @@ def translate_raw(translator: RawTranslator, images: torch.Tensor, batch_size: i
     return out
 
 
-def _slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_.") or "checkpoint"
-
-
 def run_hgan_protocol(
     translators: Mapping[str, PathLike | RawTranslator],
     out: PathLike,
@@ -355,7 +347,7 @@ def run_hgan_protocol(
         if isinstance(translator, (str, os.PathLike)):
             translator = raw_translator(translator, s.device)
         generated = translate_raw(translator, synthetic.images, s.batch_size, show_progress=s.show_progress, desc=f"translate ({label})")
-        rows[label] = write_jpeg_folder(generated, images_dir / f"generated-{_slug(label)}", s.jpeg_quality)
+        rows[label] = write_jpeg_folder(generated, images_dir / f"generated-{file_slug(label)}", s.jpeg_quality)
 
     inception = s.features == "inception"
     columns = ["method", "FID ↓", "KID ↓"] + (["IS ↑"] if inception else []) + ["real images", "generated images"]
@@ -408,9 +400,6 @@ def _settings_json(s: HganProtocol) -> dict[str, Any]:
 
 def _feature_extractor(s: HganProtocol) -> str | torch.nn.Module:
     """``"inception"`` after checking that its weights are there, else the registered extractor built once."""
-    from handaug.metrics.features import find_inception_weights
-    from handaug.registry import create_feature_extractor
-
     if s.features == "inception":
         find_inception_weights(s.inception_weights or s.feature_kwargs.get("weights"))
         return "inception"

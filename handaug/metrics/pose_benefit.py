@@ -32,9 +32,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from handaug.arguments import check_int, is_integer
+from handaug.fitting import fit, predict, shuffled_batches
 from handaug.metrics.eval_data import EvalSet, PathLike, Translator, procedural_set, role_seed, translate_set
 from handaug.metrics.features import as_unit_float
-from handaug.metrics.progress import batches, progress
+from handaug.metrics.progress import progress
 from handaug.metrics.report import Table, format_mean_std
 from handaug.networks.layers import double_conv
 
@@ -160,39 +162,34 @@ def train_regressor(
     """
     if data.keypoints is None:
         raise ValueError(f"data {data.name!r} has no keypoints")
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    epochs = check_int(epochs, "epochs", 1)
+    batch_size = check_int(batch_size, "batch_size", 1)
     size = data.image_size
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = KeypointRegressor(num_keypoints=data.keypoints.shape[1], width=width)
-    model.to(device).train()
+    model.to(device)
     rng = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * math.ceil(len(data) / batch_size)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     scale = float(max(size))
-    for _ in progress(range(epochs), desc, total=epochs, enabled=show_progress):
-        order = torch.randperm(len(data), generator=rng)
-        for part in batches(len(data), batch_size):
-            pick = order[part]
-            images, keypoints = _flip(as_unit_float(data.images[pick]), data.keypoints[pick], torch.rand(len(pick), generator=rng) < 0.5)
-            visible = visible_keypoints(keypoints, size).to(device)
-            predicted = model(images.to(device))
-            error = (predicted - keypoints.to(device)).abs().sum(dim=2) / scale
-            loss = (error * visible).sum() / visible.sum().clamp(min=1)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-    return model.eval()
+
+    def loss(pick: torch.Tensor) -> torch.Tensor:
+        images, keypoints = _flip(as_unit_float(data.images[pick]), data.keypoints[pick], torch.rand(len(pick), generator=rng) < 0.5)
+        visible = visible_keypoints(keypoints, size).to(device)
+        predicted = model(images.to(device))
+        error = (predicted - keypoints.to(device)).abs().sum(dim=2) / scale
+        return (error * visible).sum() / visible.sum().clamp(min=1)
+
+    picks = shuffled_batches(len(data), batch_size, progress(range(epochs), desc, total=epochs, enabled=show_progress), rng)
+    fit(model, picks, loss, optimizer, scheduler)
+    return model
 
 
-@torch.no_grad()
 def predict_keypoints(model: nn.Module, images: torch.Tensor, *, batch_size: int = 128, device: str | torch.device = "cpu") -> torch.Tensor:
     """Keypoints ``(N, K, 2)`` predicted for ``images`` ``(N, 3, H, W)`` uint8."""
-    model.to(device).eval()
-    return torch.cat([model(as_unit_float(images[part]).to(device)).cpu() for part in batches(images.shape[0], batch_size)])
+    return predict(model, images, batch_size=batch_size, device=device, prepare=as_unit_float)
 
 
 def mean_of_runs(values: list[float]) -> float:
@@ -250,8 +247,7 @@ def train_models(
     show_progress: bool = True,
 ) -> list[KeypointRegressor]:
     """``runs`` regressors trained on ``train``, run ``r`` seeded by ``1000 * seed + r``."""
-    if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
-        raise ValueError(f"runs must be a positive integer, got {runs!r}")
+    runs = check_int(runs, "runs", 1)
     return [
         train_regressor(
             train, epochs=epochs, width=width, seed=1000 * seed + r, device=device, show_progress=show_progress,
@@ -295,9 +291,10 @@ def score_training_set(
     return score_models(label, models, test, n_train=len(train), device=device)
 
 
-def _check_image_size(image_size: int) -> None:
-    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 16 or image_size % 16:
+def _check_image_size(image_size: int) -> int:
+    if not is_integer(image_size) or image_size < 16 or image_size % 16:
         raise ValueError(f"image_size must be a multiple of 16 for the keypoint regressor, got {image_size!r}")
+    return int(image_size)
 
 
 def pose_test_set(style: str, *, image_size: int, n_test: int, seed: int, background: str = "white", show_progress: bool = True) -> EvalSet:
@@ -332,7 +329,7 @@ def train_oracles(
     The same models :func:`pose_benefit` trains for its upper-bound row (same data, same seeds),
     so one set can serve both it and :func:`handaug.metrics.pose_consistency.pose_consistency`.
     """
-    _check_image_size(image_size)
+    image_size = _check_image_size(image_size)
     real = oracle_training_set(image_size=image_size, n_train=n_train, seed=seed, background=background, show_progress=show_progress)
     return train_models("real (oracle)", real, runs=runs, seed=seed, epochs=epochs, width=width, device=device, show_progress=show_progress)
 
@@ -373,9 +370,8 @@ def pose_benefit(
     Returns:
         One :class:`PoseScore` per row: ``"synthetic"``, each translator's label, then ``"real (oracle)"``.
     """
-    _check_image_size(image_size)
-    if not isinstance(runs, int) or isinstance(runs, bool) or runs < 1:
-        raise ValueError(f"runs must be a positive integer, got {runs!r}")
+    image_size = _check_image_size(image_size)
+    runs = check_int(runs, "runs", 1)
     if oracles is not None and len(oracles) != runs:
         raise ValueError(f"oracles must hold one model per run ({runs}), got {len(oracles)}")
     train_seed = role_seed(seed, "pose_train")

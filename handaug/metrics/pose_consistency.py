@@ -42,6 +42,8 @@ import torch.nn as nn
 from handaug.metrics.eval_data import EvalSet, PathLike, Translator, translate_set
 from handaug.metrics.pose_benefit import KeypointRegressor, PoseScore, mean_of_runs, score_models, std_of_runs
 from handaug.metrics.report import Table, format_mean_std
+from handaug.pretrained import load_state_dict_file
+from handaug.safetensors_files import safetensors_metadata, write_tensor_file
 
 ORACLE_FORMAT = "handaug.keypoint_oracle"
 ORACLE_FORMAT_VERSION = 1
@@ -171,9 +173,6 @@ def save_oracle(model: KeypointRegressor, path: str | os.PathLike[str], *, image
         image_size: the side of the images it was trained on (the monitor renders its probes at this size).
         trained_on: a free-form description (shown by :func:`load_oracle`'s callers).
     """
-    from handaug.atomic_files import write_bytes_atomically
-    from handaug.checkpoint import safetensors_bytes
-
     if not isinstance(model, KeypointRegressor):
         raise ValueError(f"model must be a KeypointRegressor, got {type(model).__name__}")
     path = Path(path)
@@ -183,20 +182,17 @@ def save_oracle(model: KeypointRegressor, path: str | os.PathLike[str], *, image
         "format": ORACLE_FORMAT, "format_version": ORACLE_FORMAT_VERSION, "num_keypoints": int(model.num_keypoints),
         "width": int(model.width), "image_size": int(image_size), "trained_on": str(trained_on),
     }
-    # Serialised in memory and written by handaug's writer: the file gets 0o666 less the umask, not
-    # the 0o600 safetensors gives the files it creates itself.
-    write_bytes_atomically(path, safetensors_bytes(model.state_dict(), {ORACLE_METADATA_KEY: json.dumps(settings)}), fsync=True)
+    write_tensor_file(path, model.state_dict(), ORACLE_METADATA_KEY, settings)
     return path
 
 
 def _oracle_settings(path: Path) -> dict[str, Any]:
-    from safetensors import safe_open
-
     try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-    except Exception as err:  # noqa: BLE001 - safetensors raises several types for a corrupt file
-        raise ValueError(f"oracle file {str(path)!r} is not a readable .safetensors file: {type(err).__name__}: {err}") from err
+        metadata = safetensors_metadata(path.read_bytes())
+    except OSError as err:
+        raise ValueError(f"oracle file {str(path)!r} cannot be read: {err.strerror or err}") from None
+    except ValueError as err:
+        raise ValueError(f"oracle file {str(path)!r} is not a readable .safetensors file: {err}") from None
     try:
         settings = json.loads(metadata[ORACLE_METADATA_KEY])
     except (KeyError, TypeError, ValueError) as err:
@@ -222,8 +218,6 @@ def load_oracle(path: str | os.PathLike[str]) -> tuple[KeypointRegressor, dict[s
         FileNotFoundError: ``path`` does not exist.
         ValueError: not an oracle file, settings out of bounds, weights that do not fit, NaN weights.
     """
-    from handaug.pretrained import load_state_dict_file
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"oracle file {str(path)!r} does not exist")

@@ -17,7 +17,7 @@ def progress(iterable: Iterable[T], desc: str, *, total: int | None = None, enab
     if not enabled:
         yield from iterable
         return
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # deferred: tqdm is the [eval] extra
 
     with tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True) as bar:
         yield from bar

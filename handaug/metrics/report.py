@@ -15,6 +15,7 @@ import csv
 import io
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,23 @@ from handaug.atomic_files import write_bytes_atomically
 
 def save_figure(figure: Any, path: str | os.PathLike[str], dpi: int = 150) -> Path:
     """Save a matplotlib ``figure`` as PNG atomically and close it."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # deferred: matplotlib is the [eval] extra
 
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(figure)
     return write_bytes_atomically(path, buffer.getvalue())
+
+
+def file_slug(label: str) -> str:
+    """``label`` as part of a file or folder name: each run of characters other than ASCII letters,
+    digits, ``.``, ``_`` and ``-`` becomes one ``_``, and leading and trailing ``_`` and ``.`` are
+    dropped (so no hidden file, no ``..``, no trailing dot); ``"checkpoint"`` if nothing is left.
+
+    >>> file_slug("runs/msH-GAN 6 (final).")
+    'runs_msH-GAN_6_final'
+    """
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_.") or "checkpoint"
 
 
 def format_number(value: float | None, digits: int = 4) -> str:

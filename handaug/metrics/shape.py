@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from handaug.metrics.eval_data import EvalSet, PathLike, Translator, procedural_set, role_seed, translate_set
 from handaug.metrics.features import as_unit_float
 from handaug.metrics.progress import batches, progress
+from handaug.metrics.translators import checkpoint_translator
 from handaug.networks.silnet import SilNet, train_silnet
 
 #: ``images (B, 3, H, W) float in [0, 1] -> (B, 1, H, W) or (B, H, W)``: bool, or a float hand
@@ -225,23 +226,13 @@ def generator_view(ckpt: PathLike, *, device: str | torch.device | None = None) 
 
     Pixels outside the mask become the checkpoint's ``background`` value (if it records one and a
     mask is given), then the whole image is translated with ``mask_mode="none"``: nothing is
-    composited, so the output is the generator's own, silhouette included.
+    composited, so the output is the generator's own, silhouette included
+    (:func:`handaug.metrics.translators.checkpoint_translator` with ``mask_mode="fill"``).
+
+    Raises:
+        ValueError: ``ckpt`` is not one path (shape preservation judges one generator at a time).
     """
-    from handaug.checkpoint import read_checkpoint
-    from handaug.synth_to_real import SynthToReal
-
-    if not isinstance(ckpt, (str, os.PathLike)):
-        raise ValueError(f"ckpt must be one checkpoint path (shape preservation judges one generator at a time), got {ckpt!r}")
-    background = read_checkpoint(ckpt).background
-    fill = None if background is None else round((float(background) + 1.0) * 127.5)
-    s2r = SynthToReal(ckpt, p=1.0, device=device, mask_mode="none", seed=0, precision="fp32")
-
-    def translate(images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
-        if masks is not None and fill is not None:
-            images = torch.where(masks, images, torch.full_like(images, fill))
-        return s2r(images)
-
-    return translate
+    return checkpoint_translator(ckpt, mask_mode="fill", device=device)
 
 
 def shape_preservation(

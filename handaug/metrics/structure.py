@@ -56,6 +56,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from handaug.arguments import check_int, check_odd, is_real
+from handaug.metrics.features import as_unit_float
+
 #: Regularisation of ``Ctt`` (colour variance, images in [0, 1]): about the variance of 2 uint8 levels
 #: of noise, so that a translation varying only at the rounding level explains nothing.
 DEFAULT_EPS: float = (2.0 / 255.0) ** 2 / 12.0
@@ -72,8 +75,7 @@ def default_window(image_size: int) -> int:
     a few finger widths of a hand that fills a third of the frame. Smaller windows keep more of
     the hand (windows must lie entirely inside it), larger ones lower the raw chance level.
     """
-    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 1:
-        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
+    image_size = check_int(image_size, "image_size", 1)
     return 2 * max(2, round(3 * image_size / 64)) + 1
 
 
@@ -156,8 +158,7 @@ def _chunk_sums(source: torch.Tensor, translated: torch.Tensor, masks: torch.Ten
 def check_window(window: object, image_size: tuple[int, int]) -> int:
     """``window`` if it is an odd integer >= 3 no larger than the images, else a ``ValueError``."""
     h, w = image_size
-    if not isinstance(window, int) or isinstance(window, bool) or window < 3 or window % 2 == 0:
-        raise ValueError(f"window must be an odd integer >= 3, got {window!r}")
+    window = check_odd(window, "window", 3)
     if window > min(h, w):
         raise ValueError(f"window ({window}) must not be larger than the images ({h}×{w})")
     return window
@@ -196,8 +197,9 @@ def inner_structure_per_image(
     """
     _check_inputs(source, translated, masks)
     window = check_window(default_window(min(source.shape[-2:])) if window is None else window, tuple(source.shape[-2:]))
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps < 0:
+    if not is_real(eps) or not math.isfinite(eps) or eps < 0:
         raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+    eps = float(eps)
     hand = masks if masks.dtype == torch.bool else masks > 0.5
     sums = [
         _chunk_sums(source[part], translated[part].to(source.device), hand[part].to(source.device), window, float(eps))
@@ -252,8 +254,6 @@ def inner_structure(
 
     ``source`` and ``translated`` may also be uint8 ``(N, 3, H, W)`` (converted to ``[0, 1]``).
     """
-    from handaug.metrics.features import as_unit_float
-
     source, translated = as_unit_float(source), as_unit_float(translated)
     if window is None and source.ndim == 4:
         window = default_window(min(source.shape[-2:]))

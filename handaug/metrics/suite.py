@@ -37,9 +37,10 @@ from handaug.metrics.grids import sample_grid
 from handaug.metrics.pose_benefit import KeypointRegressor, pose_benefit, pose_table, pose_test_set, train_oracles
 from handaug.metrics.pose_consistency import consistency_table, pose_consistency, save_oracle
 from handaug.atomic_files import write_bytes_atomically
-from handaug.metrics.report import Table, format_mean_std, format_number
+from handaug.metrics.report import Table, file_slug, format_mean_std, format_number
 from handaug.metrics.shape import identity_translator, other_backgrounds_translator, shape_preservation, train_default_segmenter
 from handaug.metrics.structure import chance_level, default_window, inner_structure
+from handaug.registry import create_feature_extractor
 
 MEASURES: tuple[str, ...] = ("fid", "classifier", "shape", "structure", "pose-benefit", "pose-consistency", "grid")
 
@@ -97,10 +98,6 @@ def _code(text: str) -> str:
     text = _one_line(str(text))
     fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
     return f"{fence} {text} {fence}" if "`" in text else f"`{text}`"
-
-
-def _slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", label).strip("_") or "checkpoint"
 
 
 @dataclass
@@ -189,8 +186,6 @@ class EvalSuite:
     # ------------------------------------------------------------------ measures
     def run_fid(self) -> Table:
         """Table I: FID and KID of each checkpoint's translations (and of the untranslated synthetic images) against real images."""
-        from handaug.registry import create_feature_extractor
-
         s = self.settings
         extractor = create_feature_extractor(s.features, **s.feature_kwargs)
         synthetic = self.sources.take("synthetic", "fid_synthetic", s.fid_images)
@@ -254,7 +249,7 @@ class EvalSuite:
                 "binary": [{"train_set": r.train_set, "test_set": r.test_set, **r.scores.to_dict()} for r in binary_rows[label]],
                 "three_class": three_scores[label].to_dict(),
             }
-            key = f"confusion_matrix_{_slug(label)}"
+            key = f"confusion_matrix_{file_slug(label)}"
             self.figures[key] = plot_confusion_matrix(three_scores[label], self.out / f"{key}.png", title=f"{label} (Fig. 7)")
             print(f"wrote {self.figures[key]}", flush=True)
         binary = binary_table(binary_rows, f"Table II: synthetic-vs-real classifier ({sizes})")
