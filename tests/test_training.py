@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lightning as L
+import numpy as np
 import pytest
 import torch
 
@@ -46,6 +47,9 @@ def test_image_pool_fills_then_swaps_half_the_time():
     assert torch.equal(ImagePool(0).query(first), first)
     with pytest.raises(ValueError, match="pool_size"):
         ImagePool(-1)
+    assert ImagePool(np.int64(2)).size == 2 and type(ImagePool(np.int64(2)).size) is int  # the one rule: numpy integers count,
+    with pytest.raises(ValueError, match=r"^pool_size must be a non-negative integer, got True$"):  # bools do not
+        ImagePool(True)
 
 
 def test_image_pool_state_round_trip():
@@ -274,11 +278,30 @@ def test_every_n_batches_writes_last_ckpt_within_the_epoch(tmp_path):
     assert not list((tmp_path / "checkpoints").glob(".*"))  # no temporary file left behind
 
 
+def test_hgan_arguments_follow_the_one_rule():
+    """handaug.arguments' rule: numpy bools are flags (recorded as bool), 1 is not; bools are not weights."""
+    model = tiny_hgan(compile=np.bool_(False), lambda_cycle=np.float32(5), init_type="normal")
+    assert model.hparams["compile"] is False and model.hparams["init_type"] == "normal"
+    for kwargs, message in [({"compile": 1}, r"^compile must be True, False or None \(automatic\), got 1$"),
+                            ({"lambda_cycle": True}, r"^lambda_cycle must be a non-negative number, got True$"),
+                            ({"lr": float("inf")}, r"^lr must be a non-negative number, got inf$"),
+                            ({"lr_schedule": "cosine"}, r"^lr_schedule must be one of \('constant', 'linear'\), got 'cosine'$")]:
+        with pytest.raises(ValueError, match=message):
+            tiny_hgan(**kwargs)
+
+
 def test_resume_checkpoint_arguments_are_checked():
     with pytest.raises(ValueError, match="every_n_batches"):
         ResumeCheckpoint(every_n_batches=-1)
     with pytest.raises(ValueError, match="every_minutes"):
         ResumeCheckpoint(every_minutes=float("nan"))
+    # the one rule (handaug.arguments): numpy scalars count, bools and infinities do not
+    checkpoint = ResumeCheckpoint(every_n_batches=np.int64(3), every_minutes=np.float32(0.5))
+    assert (checkpoint.every_n_batches, checkpoint.every_seconds) == (3, 30.0) and type(checkpoint.every_n_batches) is int
+    with pytest.raises(ValueError, match=r"^every_n_batches must be a non-negative integer, got True$"):
+        ResumeCheckpoint(every_n_batches=True)
+    with pytest.raises(ValueError, match=r"^every_minutes must be a non-negative number, got inf$"):
+        ResumeCheckpoint(every_minutes=float("inf"))
 
 
 def test_resume_path_last_requires_a_checkpoint_and_new_runs_never_overwrite_one(tmp_path):

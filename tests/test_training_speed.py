@@ -53,7 +53,7 @@ def test_speed_options_are_on_for_cuda_only_unless_chosen():
     assert chosen.speed_options(torch.device("cuda")) == {"compile": False, "channels_last": "all", "fused_adam": True}
     assert chosen.speed_options(torch.device("cpu")) == {"compile": False, "channels_last": "all", "fused_adam": False}
     assert tiny_hgan(channels_last=False).speed_options(torch.device("cuda"))["channels_last"] == "none"
-    with pytest.raises(ValueError, match="channels_last must be true, false or null"):
+    with pytest.raises(ValueError, match=r"channels_last must be True, False or None \(automatic\), got 'yes'"):
         tiny_hgan(channels_last="yes")
 
 

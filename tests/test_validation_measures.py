@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -94,5 +95,17 @@ def test_monitor_arguments_are_checked(tmp_path, oracle_file):
         PoseConsistencyMonitor(tmp_path / "missing.safetensors")
     with pytest.raises(ValueError, match="background must be"):
         PoseConsistencyMonitor(oracle_file, background="green")
-    with pytest.raises(ValueError, match="probes must be a positive integer"):
+    with pytest.raises(ValueError, match=r"^probes must be an integer >= 1, got 0$"):
         PoseConsistencyMonitor(oracle_file, probes=0)
+    # the one rule (handaug.arguments): numpy integers are stored as int; bools are not numbers
+    monitor = PoseConsistencyMonitor(oracle_file, probes=np.int64(4), batch_size=np.uint8(2), seed=np.int32(3),
+                                     image_size=np.int64(32), background=np.float32(0.5))
+    assert (monitor.probes, monitor.batch_size, monitor.seed, monitor.image_size) == (4, 2, 3, 32)
+    assert all(type(v) is int for v in (monitor.probes, monitor.batch_size, monitor.seed, monitor.image_size))
+    assert PoseConsistencyMonitor(oracle_file, background="black").background_value == -1.0
+    for kwargs, message in [({"batch_size": True}, r"^batch_size must be an integer >= 1, got True$"),
+                            ({"seed": -1}, r"^seed must be a non-negative integer, got -1$"),
+                            ({"background": True}, r"^background must be 'white', 'black' or a number in \[-1, 1\], got True$"),
+                            ({"background": "keep"}, r"^background must be 'white', 'black' or a number in \[-1, 1\], got 'keep'$")]:
+        with pytest.raises(ValueError, match=message):
+            PoseConsistencyMonitor(oracle_file, **kwargs)

@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from handaug.arguments import check_int
+
 
 class ImagePool:
     """Up to ``size`` previously generated images.
@@ -21,9 +23,7 @@ class ImagePool:
     """
 
     def __init__(self, size: int = 50) -> None:
-        if not isinstance(size, int) or size < 0:
-            raise ValueError(f"pool_size must be a non-negative integer, got {size!r}")
-        self.size = size
+        self.size = check_int(size, "pool_size", 0)
         self.images: list[torch.Tensor] = []
 
     def __len__(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import warnings
 from collections.abc import Callable, Sequence
@@ -14,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from lightning.pytorch.strategies import DDPStrategy
 
+from handaug.arguments import check_choice, check_optional_flag, check_real
 from handaug.initialization import INIT_TYPES, init_weights
 from handaug.registry import create_discriminator, create_generator, create_loss
 from handaug.training.image_pool import ImagePool
@@ -126,16 +128,14 @@ class HGAN(L.LightningModule):
         fused_adam: bool | None = None,
     ) -> None:
         super().__init__()
-        for argument, value in (("compile", compile), ("channels_last", channels_last), ("fused_adam", fused_adam)):
-            if value is not None and not isinstance(value, bool):
-                raise ValueError(f"{argument} must be true, false or null (automatic), got {value!r}")
-        if lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
-        if init_type not in INIT_TYPES:
-            raise ValueError(f"init_type must be one of {INIT_TYPES}, got {init_type!r}")
+        # flags and choices come back as plain bool and str, which save_hyperparameters() then records
+        compile = check_optional_flag(compile, "compile", "automatic")
+        channels_last = check_optional_flag(channels_last, "channels_last", "automatic")
+        fused_adam = check_optional_flag(fused_adam, "fused_adam", "automatic")
+        lr_schedule = check_choice(lr_schedule, "lr_schedule", LR_SCHEDULES)  # type: ignore[assignment]
+        init_type = check_choice(init_type, "init_type", INIT_TYPES)  # type: ignore[assignment]
         for argument, value in (("lambda_cycle", lambda_cycle), ("lambda_identity", lambda_identity), ("lr", lr)):
-            if not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
-                raise ValueError(f"{argument} must be a finite non-negative number, got {value!r}")
+            check_real(value, argument, 0.0, math.inf)
         if len(tuple(betas)) != 2:
             raise ValueError(f"betas must be two numbers, got {betas!r}")
         self.save_hyperparameters()

@@ -14,17 +14,23 @@ to start a new run over an existing run's checkpoint unless asked to.
 
 from __future__ import annotations
 
+import math
 import os
+import pickle
 import stat
 import time
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.utilities import rank_zero_info
 
+from handaug.arguments import check_int, check_real
 from handaug.atomic_files import temporary_name
+from handaug.lightning_checkpoint import PICKLE_PROTO, ZIP_MAGIC
 from handaug.training.run_lock import RunFolderLock
+from handaug.untrusted_text import shown
 
 LAST_CHECKPOINT = "last.ckpt"
 CHECKPOINT_DIR = "checkpoints"
@@ -63,14 +69,8 @@ class ResumeCheckpoint(L.Callback):
 
     def __init__(self, every_n_batches: int | None = None, every_minutes: float | None = 10.0, dirpath: str | None = None) -> None:
         super().__init__()
-        if every_n_batches is not None and (isinstance(every_n_batches, bool) or not isinstance(every_n_batches, int) or every_n_batches < 0):
-            raise ValueError(f"every_n_batches must be a non-negative integer or None, got {every_n_batches!r}")
-        if every_minutes is not None and (
-            isinstance(every_minutes, bool) or not isinstance(every_minutes, (int, float)) or not every_minutes >= 0
-        ):
-            raise ValueError(f"every_minutes must be a non-negative number of minutes or None, got {every_minutes!r}")
-        self.every_n_batches = int(every_n_batches or 0)
-        self.every_seconds = float(every_minutes or 0) * 60.0
+        self.every_n_batches = 0 if every_n_batches is None else check_int(every_n_batches, "every_n_batches", 0)
+        self.every_seconds = 0.0 if every_minutes is None else check_real(every_minutes, "every_minutes", 0.0, math.inf) * 60.0
         self.dirpath = dirpath
         self._last_write = time.monotonic()
         self.writes = 0
@@ -239,13 +239,6 @@ def check_resume_checkpoint(path: str | os.PathLike[str], model: L.LightningModu
             weights do not fit ``model`` (a tensor missing, unexpected or of another shape: a
             checkpoint of other ``--model.*`` options, or of another model).
     """
-    import pickle
-
-    import torch
-
-    from handaug.lightning_checkpoint import PICKLE_PROTO, ZIP_MAGIC
-    from handaug.untrusted_text import shown
-
     path = Path(path)
     where = f"checkpoint {str(path)!r}"
     if not path.is_file():

@@ -25,6 +25,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_warn
 
+from handaug.arguments import check_choice, check_int
+from handaug.metrics.fid import frechet_distance
 from handaug.registry import create_feature_extractor
 
 FID_MONITOR = "val/fid"
@@ -72,8 +74,6 @@ class ValidationFID:
 
     def compute(self, trainer: L.Trainer) -> float:
         """FID of everything accumulated on every rank."""
-        from handaug.metrics.fid import frechet_distance
-
         real, fake = torch.cat(self.real), torch.cat(self.fake)
         if trainer.world_size > 1:
             real = trainer.strategy.all_gather(real).flatten(0, 1)
@@ -103,10 +103,8 @@ class CheckpointSelection(ModelCheckpoint):
         features: str = "inception",
         dirpath: str | None = None,
     ) -> None:
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        if isinstance(save_top_k, bool) or not isinstance(save_top_k, int) or save_top_k < 1:
-            raise ValueError(f"save_top_k must be a positive integer, got {save_top_k!r}")
+        mode = check_choice(mode, "mode", ("min", "max"))  # type: ignore[assignment]
+        save_top_k = check_int(save_top_k, "save_top_k", 1)
         super().__init__(
             dirpath=dirpath,
             filename="best-step{step:07d}",

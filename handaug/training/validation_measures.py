@@ -28,7 +28,19 @@ import torch
 import torch.nn as nn
 from lightning.pytorch.utilities import rank_zero_warn
 
+from handaug.arguments import check_int, is_flag, is_integer
+from handaug.data.background import background_value
+from handaug.metrics.pose_benefit import (
+    KeypointRegressor,
+    mean_pixel_error,
+    pck,
+    pose_test_set,
+    predict_keypoints,
+    visible_keypoints,
+)
+from handaug.metrics.pose_consistency import load_oracle
 from handaug.metrics.structure import DEFAULT_EPS, check_window, default_window, inner_structure_per_image
+from handaug.training.module import composite
 
 
 def _compute_device(x: torch.Tensor) -> torch.device:
@@ -151,9 +163,6 @@ class PoseConsistencyMonitor(L.Callback):
         prefix: str = "val/",
     ) -> None:
         super().__init__()
-        from handaug.metrics.pose_benefit import KeypointRegressor
-        from handaug.metrics.pose_consistency import load_oracle
-
         if isinstance(oracle, (str, os.PathLike)):
             model, settings = load_oracle(oracle)
             image_size = settings["image_size"] if image_size is None else image_size
@@ -163,26 +172,20 @@ class PoseConsistencyMonitor(L.Callback):
                 raise ValueError("image_size is required when oracle is a model (an oracle file records it)")
         else:
             raise ValueError(f"oracle must be a KeypointRegressor or the path of an oracle file, got {type(oracle).__name__}")
-        if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 16 or image_size % 16:
+        if not is_integer(image_size) or image_size < 16 or image_size % 16:
             raise ValueError(f"image_size must be a positive multiple of 16, got {image_size!r}")
-        if not isinstance(probes, int) or isinstance(probes, bool) or probes < 1:
-            raise ValueError(f"probes must be a positive integer, got {probes!r}")
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.background_value = _background_value(background)
+        self.background_value = _fill_value(background)
         self.oracle = model.eval().requires_grad_(False)
-        self.image_size = image_size
-        self.probes = probes
-        self.seed = seed
-        self.batch_size = batch_size
+        self.image_size = int(image_size)
+        self.probes = check_int(probes, "probes", 1)
+        self.seed = check_int(seed, "seed", 0)
+        self.batch_size = check_int(batch_size, "batch_size", 1)
         self.prefix = prefix
         self._probe_set = None
         self._reference_pck: float | None = None
         self.last_values: dict[str, float] = {}
 
     def _prepare(self) -> None:
-        from handaug.metrics.pose_benefit import pck, pose_test_set, predict_keypoints, visible_keypoints
-
         if self._probe_set is not None:
             return
         common = dict(image_size=self.image_size, n_test=self.probes, seed=self.seed, background="keep", show_progress=False)
@@ -195,8 +198,6 @@ class PoseConsistencyMonitor(L.Callback):
     @torch.no_grad()
     def translate_probes(self, generator: nn.Module, device: torch.device) -> torch.Tensor:
         """The probe hands translated by ``generator``: ``(probes, 3, S, S)`` float in ``[0, 1]`` on the CPU."""
-        from handaug.training.module import composite
-
         self._prepare()
         out = []
         for start in range(0, self.probes, self.batch_size):
@@ -208,8 +209,6 @@ class PoseConsistencyMonitor(L.Callback):
         return torch.cat(out)
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        from handaug.metrics.pose_benefit import mean_pixel_error, pck, predict_keypoints, visible_keypoints
-
         if trainer.sanity_checking:
             return
         generator = getattr(pl_module, "generator_s2r", None)
@@ -237,11 +236,12 @@ class PoseConsistencyMonitor(L.Callback):
             pl_module.log(self.prefix + key, float(value), prog_bar=False, sync_dist=True)
 
 
-def _background_value(background: str | float) -> float:
-    if background == "white":
-        return 1.0
-    if background == "black":
-        return -1.0
-    if isinstance(background, (int, float)) and not isinstance(background, bool) and -1.0 <= float(background) <= 1.0:
-        return float(background)
-    raise ValueError(f"background must be 'white', 'black' or a number in [-1, 1], got {background!r}")
+def _fill_value(background: str | float) -> float:
+    """:func:`handaug.data.background.background_value` of ``background``, which must be a fill: not ``"keep"``, not a bool."""
+    try:
+        value = None if is_flag(background) else background_value(background)
+    except ValueError:
+        value = None
+    if value is None:
+        raise ValueError(f"background must be 'white', 'black' or a number in [-1, 1], got {background!r}")
+    return value
