@@ -132,8 +132,8 @@ class HGAN(L.LightningModule):
         compile = check_optional_flag(compile, "compile", "automatic")
         channels_last = check_optional_flag(channels_last, "channels_last", "automatic")
         fused_adam = check_optional_flag(fused_adam, "fused_adam", "automatic")
-        lr_schedule = check_choice(lr_schedule, "lr_schedule", LR_SCHEDULES)  # type: ignore[assignment]
-        init_type = check_choice(init_type, "init_type", INIT_TYPES)  # type: ignore[assignment]
+        lr_schedule = check_choice(lr_schedule, "lr_schedule", LR_SCHEDULES)
+        init_type = check_choice(init_type, "init_type", INIT_TYPES)
         for argument, value in (("lambda_cycle", lambda_cycle), ("lambda_identity", lambda_identity), ("lr", lr)):
             check_real(value, argument, 0.0, math.inf)
         if len(tuple(betas)) != 2:

@@ -103,7 +103,7 @@ class CheckpointSelection(ModelCheckpoint):
         features: str = "inception",
         dirpath: str | None = None,
     ) -> None:
-        mode = check_choice(mode, "mode", ("min", "max"))  # type: ignore[assignment]
+        mode = check_choice(mode, "mode", ("min", "max"))
         save_top_k = check_int(save_top_k, "save_top_k", 1)
         super().__init__(
             dirpath=dirpath,
