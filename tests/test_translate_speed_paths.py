@@ -20,7 +20,7 @@ from handaug.registry import create_dataset, create_generator
 from handaug.translation import engine, translate_dataset
 from handaug.translation.engine import MANIFEST_FILE, _collate_by_size, _PendingImages, _Translator
 from handaug.translation.plan import build_plan
-from handaug.translation.writer import default_writer_threads
+from handaug.translation.writer import default_writer_threads, encoding_parameters
 
 MASKS = {"mask_pattern": "../masks/{stem}.png"}
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,7 +164,14 @@ def test_the_png_level_changes_the_file_sizes_never_the_pixels(tmp_path, ckpt, c
         translate_dataset(ckpt, src, tmp_path / "bad", png_compression=10)
     with pytest.raises(ValueError, match="writer_threads must be an integer >= 1, got 0"):
         translate_dataset(ckpt, src, tmp_path / "bad", writer_threads=0)
+    # the one rule (handaug.arguments): bools are not numbers; numpy integers are (as plain ints for OpenCV)
+    with pytest.raises(ValueError, match=r"^batch_size must be an integer >= 1, got True$"):
+        translate_dataset(ckpt, src, tmp_path / "bad", batch_size=True)
+    with pytest.raises(ValueError, match=r"must be an integer in 0..9 or None, got True$"):
+        translate_dataset(ckpt, src, tmp_path / "bad", png_compression=True)
     assert not (tmp_path / "bad").exists()
+    parameters = encoding_parameters(".png", np.int64(3))
+    assert parameters == [cv2.IMWRITE_PNG_COMPRESSION, 3] and type(parameters[1]) is int
 
 
 def test_cpu_chunks_translate_exactly_as_one_call(ckpt, monkeypatch):

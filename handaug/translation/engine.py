@@ -34,8 +34,10 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader, Dataset, default_collate
+from torchvision.io import ImageReadMode, decode_jpeg
 
 from handaug._version import __version__
+from handaug.arguments import check_int
 from handaug.hub import is_hub_name
 from handaug.atomic_files import file_sha256
 from handaug.checkpoint import read_checkpoint
@@ -224,8 +226,6 @@ def _torchvision_decode_jpeg(data: list[np.ndarray], device: torch.device) -> li
     torchvision 0.29 announces on every call that its image decoders will move to TorchCodec; they
     still work, and the notice is not the user's concern. Raises ``RuntimeError`` as ``decode_jpeg``.
     """
-    from torchvision.io import ImageReadMode, decode_jpeg
-
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*decoding and encoding capabilities of TorchVision are deprecated.*")
         return decode_jpeg([torch.from_numpy(np.array(d)) for d in data], mode=ImageReadMode.RGB, device=device)
@@ -605,11 +605,12 @@ def translate_dataset(
         OSError: the target cannot be written (read-only, full); the message names the file.
     """
     writer_threads = default_writer_threads() if writer_threads is None else writer_threads
-    for name, value, least in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0), ("max_image_pixels", max_image_pixels, 1),
-                               ("writer_threads", writer_threads, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    batch_size = check_int(batch_size, "batch_size", 1)
+    num_workers = check_int(num_workers, "num_workers", 0)
+    max_image_pixels = check_int(max_image_pixels, "max_image_pixels", 1)
+    writer_threads = check_int(writer_threads, "writer_threads", 1)
     encoding_parameters(".png", png_compression)  # refuses a level outside 0..9
+    png_compression = None if png_compression is None else int(png_compression)  # a numpy integer recorded as int
     started = time.time()
     check_folders(source, target)  # before anything else: a target that is a file, or overlaps the source
     checkpoint = read_checkpoint(ckpt)

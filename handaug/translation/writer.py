@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from handaug.arguments import is_integer
 from handaug.data.source_files import FileIdentity, open_source_file
 from handaug.translation.state import TEMP_SUFFIX, Journal
 
@@ -33,14 +34,13 @@ def encoding_parameters(ext: str, png_compression: int | None = PNG_COMPRESSION)
     Raises:
         ValueError: ``png_compression`` is not ``None`` or an integer in ``0..9``.
     """
-    if png_compression is not None and (isinstance(png_compression, bool) or not isinstance(png_compression, int)
-                                        or not 0 <= png_compression <= 9):
+    if png_compression is not None and (not is_integer(png_compression) or not 0 <= png_compression <= 9):
         raise ValueError(f"png_compression (--png-compression) must be an integer in 0..9 or None, got {png_compression!r}")
     ext = ext.lower()
     if ext in (".jpg", ".jpeg"):
         return [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]
     if ext == ".png" and png_compression is not None:
-        return [cv2.IMWRITE_PNG_COMPRESSION, png_compression]
+        return [cv2.IMWRITE_PNG_COMPRESSION, int(png_compression)]
     return []
 
 
