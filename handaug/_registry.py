@@ -23,6 +23,7 @@ from typing import Any
 
 from torch import nn
 
+from handaug.arguments import is_integer, is_real
 from handaug.untrusted_text import shown
 
 #: The kinds of names, one :class:`Registry` (and one hook of :mod:`handaug.hookspecs`) each.
@@ -278,14 +279,9 @@ def _check_bound(owner: str, argument: str, value: Any, low: float, high: float)
     values = value if isinstance(value, (list, tuple)) else [value]
     if isinstance(value, (list, tuple)):
         expected = f"a list of {'integers' if integral else 'numbers'} in [{low}, {high}]"
+    is_number = is_integer if integral else is_real
     for v in values:
-        number_type = int if integral else (int, float)
-        if (
-            isinstance(v, bool)
-            or not isinstance(v, number_type)
-            or (isinstance(v, float) and not math.isfinite(v))
-            or not low <= v <= high
-        ):
+        if not is_number(v) or (not is_integer(v) and not math.isfinite(v)) or not low <= v <= high:
             raise ArgumentOutOfBounds(f"{owner} takes {argument} as {expected}, got {shown(value)}", argument)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from handaug.registry import (
@@ -74,6 +75,11 @@ def test_bounds_are_checked_before_the_factory_runs():
             create_generator("resnet", n_blocks=0, ngf=bad)
     with pytest.raises(ValueError, match=r"dropout as a number in \[0.0, 1.0\], got nan"):
         registry.check_arguments("resnet", {"dropout": float("nan")})
+    # the one rule (handaug.arguments): numpy scalars are numbers, numpy bools are not
+    registry.check_arguments("resnet", {"ngf": np.int64(8), "n_blocks": np.uint8(2), "dropout": np.float32(0.5)})
+    for bad in ({"ngf": np.bool_(True)}, {"dropout": np.float32("nan")}, {"dropout": np.bool_(False)}):
+        with pytest.raises(ArgumentOutOfBounds, match=r"generator 'resnet' takes \w+ as an? (integer|number) in"):
+            registry.check_arguments("resnet", bad)
 
 
 def test_every_builtin_network_declares_bounds():
