@@ -36,6 +36,7 @@ __all__ = [
     "check_probability",
     "check_real",
     "check_seed",
+    "device_problem",
     "is_flag",
     "is_integer",
     "is_real",
@@ -196,12 +197,34 @@ def check_seed(value: object, argument: str = "seed") -> int | None:
     return None if value is None else int(value)  # type: ignore[call-overload]
 
 
+def device_problem(device: torch.device) -> str | None:
+    """Why this process cannot compute on ``device`` now, as a phrase that follows the device's name
+    (``"is not available: this process sees 0 CUDA device(s)"``), or ``None`` if it can.
+
+    ``meta`` holds no data; CUDA needs a device with that index; another backend (MPS, XPU, ...)
+    must report itself available.
+    """
+    if device.type == "cpu":
+        return None
+    if device.type == "meta":
+        return "holds no data, so nothing can be computed there"
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index is not None and device.index >= count):
+            return f"is not available: this process sees {count} CUDA device(s)"
+        return None
+    backend = getattr(torch.backends, device.type, None) if device.type == "mps" else getattr(torch, device.type, None)
+    available = getattr(backend, "is_available", None)
+    return None if available is not None and available() else "is not available in this process"
+
+
 def check_device(device: object, argument: str = "device") -> torch.device | None:
     """``device`` as a ``torch.device`` that this process can run on now, or ``None``.
 
     Raises:
-        ValueError: naming ``argument``: not a device, the ``meta`` device (no data), or a backend
-            this process cannot use (CUDA absent or index out of range, MPS/XPU unavailable).
+        ValueError: naming ``argument``: not a device, or one this process cannot compute on
+            (:func:`device_problem`: the ``meta`` device, CUDA absent or index out of range,
+            MPS/XPU unavailable).
     """
     if device is None:
         return None
@@ -211,17 +234,7 @@ def check_device(device: object, argument: str = "device") -> torch.device | Non
         raise ValueError(
             f"{argument} must be a torch device such as 'cpu' or 'cuda:0' (or None), got {device!r}: {error}"
         ) from None
-    if parsed.type == "cpu":
-        return parsed
-    if parsed.type == "meta":
-        raise ValueError(f"{argument}='meta' holds no data, so the generators cannot run there; use 'cpu', 'cuda' or None")
-    if parsed.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (parsed.index is not None and parsed.index >= count):
-            raise ValueError(f"{argument}={device!r} is not available: this process sees {count} CUDA device(s)")
-        return parsed
-    backend = getattr(torch.backends, parsed.type, None) if parsed.type == "mps" else getattr(torch, parsed.type, None)
-    available = getattr(backend, "is_available", None)
-    if available is None or not available():
-        raise ValueError(f"{argument}={device!r} is not available in this process; use 'cpu', 'cuda' or None")
+    problem = device_problem(parsed)
+    if problem is not None:
+        raise ValueError(f"{argument}={device!r} {problem}; use 'cpu', 'cuda' or None")
     return parsed

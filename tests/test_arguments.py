@@ -21,6 +21,7 @@ from handaug.arguments import (
     check_probability,
     check_real,
     check_seed,
+    device_problem,
     is_flag,
     is_integer,
     is_real,
@@ -146,6 +147,9 @@ def test_devices():
         check_device(3.5, "export_device")
     with pytest.raises(ValueError, match=r"^device='meta' holds no data"):
         check_device("meta")
+    assert device_problem(torch.device("cpu")) is None
+    assert device_problem(torch.device("meta")) == "holds no data, so nothing can be computed there"
+    assert device_problem(torch.device("cuda", 10**6)).startswith("is not available: this process sees ")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match=r"^device='cuda:0' is not available: this process sees 0 CUDA device"):
             check_device("cuda:0")

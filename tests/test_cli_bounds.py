@@ -17,14 +17,13 @@ from handaug.cli import silnet as silnet_cli
 @pytest.fixture
 def tripwire(monkeypatch):
     """Nothing may be trained or measured: parsing must refuse the value first."""
-    import handaug.metrics.suite as suite
     import handaug.silnet.pretraining as pretraining
 
     def reached(*args, **kwargs):
         pytest.fail("a refused value reached training or evaluation")
 
     monkeypatch.setattr(pretraining, "pretrain_silnet", reached)
-    monkeypatch.setattr(suite, "EvalSuite", reached)
+    monkeypatch.setattr(eval_cli, "EvalSuite", reached)
     monkeypatch.setattr(eval_cli, "_run_hgan_protocol", reached)
 
 
@@ -155,7 +154,7 @@ def test_a_diverging_pretraining_stops_with_one_line_and_saves_nothing(tmp_path,
     ("args", "expected"),
     [(["--seed", str(2**70)], f"argument --seed: expected an integer in [0, 4294967295], got {2**70}"),
      (["--seed", "-1"], "argument --seed: expected an integer in [0, 4294967295], got -1"),
-     (["--device", "meta"], "argument --device: the meta device holds no data"),
+     (["--device", "meta"], "argument --device: meta holds no data, so nothing can be computed there; use cpu or cuda"),
      (["--device", "cuda:7"], "argument --device: cuda:7 is not available: this process sees"),
      (["--device", "banana"], "argument --device: expected a torch device such as cpu, cuda or cuda:0, got banana")],
 )  # fmt: skip
@@ -171,7 +170,7 @@ def test_silnet_seed_and_device_are_one_usage_line(args, expected, tripwire, cap
     ("args", "expected"),
     [(["--threads", "100000"], "argument --threads: expected an integer in [1, 1024], got 100000"),
      (["--seed", str(2**70)], "argument --seed: expected an integer in [0, 4294967295]"),
-     (["--device", "meta"], "argument --device: the meta device holds no data"),
+     (["--device", "meta"], "argument --device: meta holds no data, so nothing can be computed there; use cpu or cuda"),
      (["--out", "/dev/null"], "argument --out: '/dev/null' exists and is not a folder")],
 )  # fmt: skip
 def test_eval_threads_seed_device_and_out_are_one_usage_line(args, expected, tripwire, capsys, tmp_path):

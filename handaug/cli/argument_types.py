@@ -15,6 +15,10 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import torch
+
+from handaug.arguments import device_problem, is_integer
+
 #: Largest image side a command line accepts (images, crops, procedural hands): 4096 px.
 MAX_IMAGE_SIDE = 4096
 #: Smallest image or crop side a command line accepts: the networks pool and stride down by up to 16.
@@ -88,24 +92,15 @@ threads = bounded_int(1, MAX_THREADS)
 
 def torch_device(text: str) -> str:
     """``text`` if it names a torch device this process can compute on now (``cpu``, ``cuda``,
-    ``cuda:N`` with N below the number of CUDA devices, ``mps``, ...); not ``meta``, which holds no data."""
-    import torch
-
+    ``cuda:N`` with N below the number of CUDA devices, ``mps``, ...; see
+    :func:`handaug.arguments.device_problem`); not ``meta``, which holds no data."""
     try:
         device = torch.device(text)
     except (RuntimeError, TypeError, ValueError):
         raise argparse.ArgumentTypeError(f"expected a torch device such as cpu, cuda or cuda:0, got {_short(text)}") from None
-    if device.type == "meta":
-        raise argparse.ArgumentTypeError("the meta device holds no data, so nothing can be computed there; use cpu or cuda")
-    if device.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0 or (device.index is not None and device.index >= count):
-            raise argparse.ArgumentTypeError(f"{_short(text)} is not available: this process sees {count} CUDA device(s)")
-    elif device.type != "cpu":
-        backend = getattr(torch.backends, device.type, None) if device.type == "mps" else getattr(torch, device.type, None)
-        available = getattr(backend, "is_available", None)
-        if available is None or not available():
-            raise argparse.ArgumentTypeError(f"{_short(text)} is not available in this process; use cpu or cuda")
+    problem = device_problem(device)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{_short(text)} {problem}; use cpu or cuda")
     return text
 
 
@@ -115,7 +110,7 @@ def reader_kwargs(text: str) -> dict[str, Any]:
     value = json_object(text)
     for key in IMAGE_SIDE_KEYS:
         side = value.get(key)
-        if key in value and (isinstance(side, bool) or not isinstance(side, int) or not MIN_IMAGE_SIDE <= side <= MAX_IMAGE_SIDE):
+        if key in value and (not is_integer(side) or not MIN_IMAGE_SIDE <= side <= MAX_IMAGE_SIDE):
             raise argparse.ArgumentTypeError(
                 f"{key!r} must be an integer in [{MIN_IMAGE_SIDE}, {MAX_IMAGE_SIDE}], got {_short(json.dumps(side))}"
             )

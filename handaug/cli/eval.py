@@ -32,7 +32,13 @@ import argparse
 import os
 import sys
 
+import torch
+
 from handaug.cli.argument_types import batch_size, image_side, positive_int, seed, threads, torch_device
+from handaug.data.background import FILL_NAMES
+from handaug.metrics.hgan_protocol import REFERENCE_CROP_OFFSET, REFERENCE_CROP_SIZE, HganProtocol, run_hgan_protocol
+from handaug.metrics.progress import seed_everything
+from handaug.metrics.suite import EvalSettings, EvalSuite, parse_checkpoints
 
 
 SUBCOMMANDS: dict[str, tuple[str, ...]] = {
@@ -55,8 +61,6 @@ def _odd_window(text: str) -> int:
 
 
 def _common_parser() -> argparse.ArgumentParser:
-    from handaug.metrics.suite import EvalSettings
-
     d = EvalSettings()
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("checkpoints and data")
@@ -70,7 +74,7 @@ def _common_parser() -> argparse.ArgumentParser:
     g.add_argument("--image-size", type=image_side, default=d.image_size,
                    help="square evaluation size in px, 16 to 4096, e.g. 128 for checkpoints trained on larger hands; a multiple of 16 "
                         "for the pose measures (default: %(default)s)")
-    g.add_argument("--background", choices=("white", "black", "keep"), default=d.background,
+    g.add_argument("--background", choices=FILL_NAMES, default=d.background,
                    help="what the background outside the hand masks becomes, as in training (default: %(default)s)")
     g.add_argument("--seed", type=seed, default=d.seed,
                    help="seed of every data set, network and sample, 0 to 2^32-1 (default: %(default)s)")
@@ -81,7 +85,7 @@ def _common_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _add_fid(p: argparse.ArgumentParser, d: object) -> None:
+def _add_fid(p: argparse.ArgumentParser, d: EvalSettings) -> None:
     g = p.add_argument_group("FID / KID")
     g.add_argument("--fid-images", type=positive_int, default=None,
                    help=f"images per set (paper: 2000; default: {d.fid_images}, 2000 with --protocol hgan)")
@@ -94,8 +98,6 @@ def _add_fid(p: argparse.ArgumentParser, d: object) -> None:
 
 
 def _add_protocol(p: argparse.ArgumentParser) -> None:
-    from handaug.metrics.hgan_protocol import REFERENCE_CROP_OFFSET, REFERENCE_CROP_SIZE
-
     g = p.add_argument_group("protocol")
     g.add_argument("--protocol", choices=("handaug", "hgan"), default="handaug",
                    help="handaug: images resized and centre-cropped to --image-size, translations composited, torchmetrics; "
@@ -109,9 +111,6 @@ def _add_protocol(p: argparse.ArgumentParser) -> None:
 
 
 def _run_hgan_protocol(args: argparse.Namespace) -> None:
-    from handaug.metrics.hgan_protocol import HganProtocol, run_hgan_protocol
-    from handaug.metrics.suite import parse_checkpoints
-
     s = settings_from_args(args)
     settings = HganProtocol(
         n_images=args.fid_images or HganProtocol.n_images, crop_size=args.crop_size, crop_offset=tuple(args.crop_offset),
@@ -124,7 +123,7 @@ def _run_hgan_protocol(args: argparse.Namespace) -> None:
     print(f"report: {args.out}/report.md")
 
 
-def _add_classifier(p: argparse.ArgumentParser, d: object) -> None:
+def _add_classifier(p: argparse.ArgumentParser, d: EvalSettings) -> None:
     g = p.add_argument_group("domain classifier (Tables II, III)")
     g.add_argument("--backbone", choices=("vit_small", "vit_b_16"), default=d.backbone,
                    help="vit_small: small ViT from scratch (CPU); vit_b_16: the paper's ViT-B/16 from ImageNet weights (GPU) (default: %(default)s)")
@@ -136,20 +135,20 @@ def _add_classifier(p: argparse.ArgumentParser, d: object) -> None:
     g.add_argument("--classifier-lr", type=float, default=d.classifier_lr, help="default: 1e-3 for vit_small, 1e-5 (paper) for vit_b_16")
 
 
-def _add_shape(p: argparse.ArgumentParser, d: object) -> None:
+def _add_shape(p: argparse.ArgumentParser, d: EvalSettings) -> None:
     g = p.add_argument_group("shape preservation")
     g.add_argument("--shape-images", type=positive_int, default=d.shape_images)
     g.add_argument("--segmenter-steps", type=positive_int, default=d.segmenter_steps, help="training steps of the SilNet segmenter")
 
 
-def _add_structure(p: argparse.ArgumentParser, d: object) -> None:
+def _add_structure(p: argparse.ArgumentParser, d: EvalSettings) -> None:
     g = p.add_argument_group("inner structure")
     g.add_argument("--structure-images", type=positive_int, default=d.structure_images, help="synthetic images (default: %(default)s)")
     g.add_argument("--structure-window", type=_odd_window, default=d.structure_window,
                    help="odd window side in px (default: 7 at 64 px, 13 at 128 px: 2 * round(3 * image size / 64) + 1)")
 
 
-def _add_pose(p: argparse.ArgumentParser, d: object) -> None:
+def _add_pose(p: argparse.ArgumentParser, d: EvalSettings) -> None:
     g = p.add_argument_group("pose benefit and pose consistency (one real-style oracle serves both)")
     g.add_argument("--pose-train", type=positive_int, default=d.pose_train, help="training images (default: %(default)s)")
     g.add_argument("--pose-test", type=positive_int, default=d.pose_test, help="test images (default: %(default)s)")
@@ -160,14 +159,12 @@ def _add_pose(p: argparse.ArgumentParser, d: object) -> None:
                    help="write the real-style keypoint oracle (first run) here, for handaug's PoseConsistencyMonitor during training")
 
 
-def _add_grid(p: argparse.ArgumentParser, d: object) -> None:
+def _add_grid(p: argparse.ArgumentParser, d: EvalSettings) -> None:
     g = p.add_argument_group("sample grid")
     g.add_argument("--grid-images", type=positive_int, default=d.grid_images, help="columns of the grid")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from handaug.metrics.suite import EvalSettings
-
     d = EvalSettings()
     parser = argparse.ArgumentParser(prog="handaug-eval", description=__doc__.split("\n\n")[0].replace("``handaug-eval``: ", ""),
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
@@ -196,10 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def settings_from_args(args: argparse.Namespace):  # noqa: ANN201 - EvalSettings, imported lazily
+def settings_from_args(args: argparse.Namespace) -> EvalSettings:
     """The :class:`handaug.metrics.suite.EvalSettings` of parsed command-line arguments."""
-    from handaug.metrics.suite import EvalSettings
-
     s = EvalSettings(
         image_size=args.image_size, seed=args.seed, device=args.device, batch_size=args.batch_size,
         background=args.background, synthetic=args.synthetic, real=args.real, synthetic_masks=args.synthetic_masks,
@@ -230,11 +225,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         parser.error(f"argument --out: {args.out!r} exists and is not a folder; give the folder to write the report into")
-
-    import torch
-
-    from handaug.metrics.progress import seed_everything
-    from handaug.metrics.suite import EvalSuite, parse_checkpoints
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from handaug.arguments import check_choice
 from handaug.data.datamodule import UnpairedDataModule
 from handaug.training.callbacks import GeneratorExport, SampleGridWriter
 from handaug.training.module import HGAN
@@ -47,8 +48,7 @@ GPU_ACCELERATORS: tuple[str, ...] = ("gpu", "cuda")
 
 def demo_config_path(recipe: str = "cpu") -> Path:
     """The packaged config of ``handaug-train --demo``'s ``recipe`` (``"cpu"`` or ``"gpu"``)."""
-    if recipe not in DEMO_RECIPES:
-        raise ValueError(f"recipe must be one of {tuple(DEMO_RECIPES)}, got {recipe!r}")
+    recipe = check_choice(recipe, "recipe", tuple(DEMO_RECIPES))
     return Path(str(files("handaug") / "configs" / DEMO_RECIPES[recipe]))
 
 

@@ -21,6 +21,8 @@ import argparse
 import json
 import sys
 
+from handaug.data.folder import MAX_IMAGE_PIXELS
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="handaug-translate", description=__doc__.split("\n\n")[0],
@@ -62,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--dataset-kwargs must be a JSON object, got {args.dataset_kwargs!r}")
     devices = int(args.devices) if args.devices.isdigit() else args.devices
 
-    from handaug.data.folder import MAX_IMAGE_PIXELS
+    # deferred: handaug.translation imports lightning (the [train] extra, seconds to load), so --help
+    # and a refused argument answer at once
     from handaug.translation import translate_dataset
     from handaug.translation.state import MANIFEST_FILE
 
