@@ -7,12 +7,11 @@ import json
 import pytest
 import torch
 from safetensors.torch import save_file
+from tiny import TINY_GENERATOR
 
 from handaug import load_generator, read_checkpoint, save_generator
 from handaug.checkpoint_config import CONFIG_FILE, WEIGHTS_FILE
 from handaug.registry import PluginError, create_discriminator, create_generator, network_spec
-
-from conftest import TINY_GENERATOR
 
 
 @pytest.fixture

@@ -12,12 +12,11 @@ import textwrap
 import pytest
 import torch
 from safetensors.torch import save_file
+from tiny import TINY_GENERATOR
 
 from handaug import SynthToReal, load_generator, read_checkpoint, save_generator
 from handaug.checkpoint_config import CONFIG_FILE, METADATA_KEY, WEIGHTS_FILE
 from handaug.registry import PluginError, create_generator, get_registry
-
-from conftest import TINY_GENERATOR
 
 
 @pytest.fixture

@@ -7,14 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from tiny import tiny_datamodule, tiny_hgan, tiny_trainer
 
 from handaug.data.procedural import ProceduralHands
 from handaug.plugins.colour_statistics import ColourStatisticsLoss
 from handaug.plugins.geocongan import GeometricConsistencyLoss
 from handaug.plugins.structure import StructureLoss
 from handaug.registry import create_loss
-
-from conftest import tiny_datamodule, tiny_hgan, tiny_trainer
 
 
 def _hands(style: str, n: int = 4, size: int = 64, seed: int = 3) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,13 +6,12 @@ import lightning as L
 import pytest
 import torch
 from safetensors.torch import save_file
+from tiny import tiny_datamodule, tiny_hgan, tiny_trainer
 
 from handaug.data.procedural import ProceduralHands
 from handaug.networks.silnet import SilNet, train_silnet
 from handaug.plugins.geocongan import GeometricConsistencyLoss
 from handaug.registry import create_loss
-
-from conftest import tiny_datamodule, tiny_hgan, tiny_trainer
 
 
 def hand_tensors(n=24, size=32, seed=0):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from test_hub import add_to_cache, checkpoint_files, make_checkpoint, run_cli
 
 

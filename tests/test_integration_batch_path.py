@@ -11,6 +11,7 @@ import albumentations as A
 import numpy as np
 import pytest
 import torch
+from tiny import tiny_pool
 from torch.utils.data import DataLoader, Dataset, default_collate
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -21,8 +22,6 @@ from handaug.integrations import albumentations as albu_adapter
 from handaug.integrations import kornia as kornia_adapter
 from handaug.integrations import torchvision as tv_adapter
 from handaug.integrations.batch import translate_batch
-
-from conftest import tiny_pool
 
 KEYPOINTS = A.KeypointParams(format="xy", remove_invisible=False)
 N = 8

@@ -10,7 +10,6 @@ import kornia.augmentation as K
 import numpy as np
 import pytest
 import torch
-from kornia.geometry.boxes import Boxes
 
 import handaug
 from handaug import save_generator

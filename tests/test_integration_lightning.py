@@ -9,7 +9,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_trainer
+from tiny import tiny_pool, tiny_trainer
 from torch.utils.data import DataLoader, Dataset
 
 import handaug
@@ -18,8 +18,6 @@ from handaug.integrations import albumentations as albu_adapter
 from handaug.integrations import kornia as kornia_adapter
 from handaug.integrations.batch import translate_batch
 from handaug.integrations.lightning import SynthToRealCallback
-
-from conftest import tiny_pool
 
 N = 8
 

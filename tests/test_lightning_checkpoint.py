@@ -9,13 +9,12 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from tiny import TINY_GENERATOR, tiny_datamodule, tiny_hgan, tiny_trainer
 
 from handaug import load_generator, read_checkpoint
 from handaug.cli.export import main as export_main
 from handaug.export import export_training_checkpoint
 from handaug.registry import create_generator
-
-from conftest import TINY_GENERATOR, tiny_datamodule, tiny_hgan, tiny_trainer
 
 
 @pytest.fixture(scope="module")

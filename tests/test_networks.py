@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
+from tiny import TINY_PERCEPTUAL
 
 from handaug.initialization import init_weights
 from handaug.plugins.patchgan import PatchDiscriminator
 from handaug.plugins.perceptual import PerceptualDiscriminator
 from handaug.plugins.resnet import ResnetGenerator
 from handaug.registry import create_discriminator, create_generator
-
-from conftest import TINY_PERCEPTUAL
 
 
 def n_params(module: nn.Module, trainable_only: bool = False) -> int:

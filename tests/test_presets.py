@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_readers import make_realhands, make_synthhands
 
 from handaug import read_checkpoint
 from handaug.cli.eval import main as eval_main
 from handaug.cli.train import main as train_main
-
-from test_readers import make_realhands, make_synthhands
 
 CONFIGS = Path(__file__).resolve().parents[1] / "examples" / "configs"
 PRESETS = ["msh-gan4", "msh-gan6", "pixcyclegan4", "pixcyclegan6", "geocongan"]

@@ -11,6 +11,7 @@ import logging
 
 import numpy as np
 import pytest
+from test_readers import composite, write_line, write_rgb
 
 from handaug.data.background import GREEN_SCREEN_RGB
 from handaug.data.masks import MAX_CONTOURS, HandAreaFilter, refine_green_screen, refine_green_screen_mask
@@ -18,8 +19,6 @@ from handaug.data.procedural import ProceduralHands
 from handaug.data.readers import RealHands, SynthHands
 from handaug.data.readers.split import fixed_split
 from handaug.registry import create_dataset
-
-from test_readers import composite, write_line, write_rgb
 
 SKIN = (200, 150, 120)
 

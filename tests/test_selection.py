@@ -5,13 +5,12 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
+from tiny import tiny_datamodule, tiny_hgan, tiny_trainer
 
 from handaug import load_generator, read_checkpoint
 from handaug.training import GeneratorExport
 from handaug.training.resume import ResumeCheckpoint, resolve_resume_path
 from handaug.training.selection import CheckpointSelection
-
-from conftest import tiny_datamodule, tiny_hgan, tiny_trainer
 
 
 class _Record(L.Callback):

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from tiny import tiny_hgan
 
 import handaug.silnet.pretraining as pretraining
 from handaug.cli.silnet import main as silnet_main
@@ -17,8 +18,6 @@ from handaug.plugins.geocongan import GeometricConsistencyLoss
 from handaug.registry import create_loss
 from handaug.silnet.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_silnet, read_silnet_checkpoint, save_silnet
 from handaug.silnet.pretraining import SilNetPretraining, pretrain_silnet
-
-from conftest import tiny_hgan
 
 #: Procedural hands at 40 px, 32 px crops, a SilNet of the reference's shape but 4 channels wide.
 TINY = dict(base_channels=4, crop_size=32, val_size=40, val_count=8, batch_size=8, val_batch_size=4, val_batches=2,

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny import tiny_datamodule, tiny_hgan, tiny_trainer
 
 from handaug.data.procedural import ProceduralHands
 from handaug.registry import create_loss
-
-from conftest import tiny_datamodule, tiny_hgan, tiny_trainer
 
 
 def _hands(n: int = 4, size: int = 64) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,13 +11,11 @@ import sys
 import lightning as L
 import pytest
 import torch
+from test_cli import TINY  # noqa: E402 - the demo's config shrunk so that each run takes seconds
+from tiny import tiny_datamodule, tiny_hgan, tiny_trainer
 
 from handaug.training.resume import ResumeCheckpoint, last_checkpoint_path, resolve_resume_path
 from handaug.training.run_lock import RUN_LOCK_FILE, RunFolderBusyError, RunFolderLock
-
-from conftest import tiny_datamodule, tiny_hgan, tiny_trainer
-
-from test_cli import TINY  # noqa: E402 - the demo's config shrunk so that each run takes seconds
 
 
 def train(cwd, *args, timeout=300):

@@ -6,12 +6,11 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from tiny import tiny_datamodule, tiny_hgan, tiny_trainer
 
 from handaug import load_generator, read_checkpoint
-from handaug.training.resume import ResumeCheckpoint, last_checkpoint_path, resolve_resume_path
 from handaug.training import GeneratorExport, ImagePool, SampleGridWriter, composite, lsgan_discriminator_loss, lsgan_generator_loss
-
-from conftest import tiny_datamodule, tiny_hgan, tiny_trainer
+from handaug.training.resume import ResumeCheckpoint, last_checkpoint_path, resolve_resume_path
 
 
 # ----------------------------------------------------------------------------- losses and pool

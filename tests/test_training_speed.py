@@ -12,12 +12,11 @@ import warnings
 import lightning as L
 import pytest
 import torch
+from tiny import tiny_datamodule, tiny_hgan, tiny_trainer
 
 from handaug import load_generator
 from handaug.training import GeneratorExport
 from handaug.training.resume import ResumeCheckpoint, resolve_resume_path
-
-from conftest import tiny_datamodule, tiny_hgan, tiny_trainer
 
 FAST = {"channels_last": True, "fused_adam": True, "compile": False}
 FAST_RESOLVED = {"compile": False, "channels_last": "all", "fused_adam": True}

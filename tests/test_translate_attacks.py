@@ -17,10 +17,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from test_translate_guarantees import MASKS, MASKS_JSON, assert_one_error_line, checkpoint, plain_images, run, snapshot, write_dataset
 
 from handaug.translation import translate_dataset
 from handaug.translation.engine import MANIFEST_FILE
-from test_translate_guarantees import MASKS, MASKS_JSON, assert_one_error_line, checkpoint, plain_images, run, snapshot, write_dataset
 
 
 @pytest.fixture(scope="module")

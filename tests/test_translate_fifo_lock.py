@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+
 from test_translate_guarantees import MASKS_JSON, assert_one_error_line, ckpt, run, write_dataset  # noqa: F401 - ckpt: fixture
 
 

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from test_image_size import png_header
 
 from handaug import save_generator
 from handaug.cli.translate import main
@@ -31,7 +32,6 @@ from handaug.translation import engine, translate_dataset
 from handaug.translation import target as target_module
 from handaug.translation.engine import MANIFEST_FILE
 from handaug.translation.state import TargetFolderError
-from test_image_size import png_header
 
 MASKS = {"mask_pattern": "../masks/{stem}.png"}
 MASKS_JSON = json.dumps(MASKS)

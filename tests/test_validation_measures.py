@@ -11,8 +11,8 @@ import torch
 import torch.nn as nn
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from tiny import tiny_datamodule, tiny_hgan, tiny_trainer
 
-from conftest import tiny_datamodule, tiny_hgan, tiny_trainer
 from handaug.metrics.pose_benefit import train_oracles
 from handaug.metrics.pose_consistency import save_oracle
 from handaug.training.validation_measures import PoseConsistencyMonitor, StructureMonitor

@@ -8,12 +8,11 @@ import stat
 
 import pytest
 import torch
+from tiny import TINY_GENERATOR
 
 from handaug import load_generator, read_checkpoint, save_generator
 from handaug.checkpoint_config import WEIGHTS_FILE
 from handaug.registry import create_generator, get_registry
-
-from conftest import TINY_GENERATOR
 
 
 @pytest.fixture(params=[0o022, 0o027])
