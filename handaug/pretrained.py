@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 
 from handaug.atomic_files import replaced_atomically
 
@@ -80,8 +81,6 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
         raise FileNotFoundError(f"weights file {str(path)!r} does not exist")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             state = load_file(str(path), device="cpu")
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)

@@ -24,10 +24,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from handaug import device_sync
 from handaug.arguments import check_device, check_flag, check_optional_flag, check_probability, check_real, check_seed
 from handaug.checkpoint import GeneratorCheckpoint, read_checkpoint
 from handaug.fork_safety import refuse_cuda_in_bad_fork, register_fork_handler
-from handaug import device_sync
 from handaug.hand_crop import MAX_GROUPS, gather_windows, hand_window_groups, paste_windows_
 from handaug.image_tensors import check_images, check_mask, from_model_range, to_model_range
 from handaug.precision import PRECISIONS, Precision, resolve_precision

@@ -56,10 +56,10 @@ from typing import Any
 
 import PIL.Image
 import torch
+from torch.utils._pytree import tree_flatten
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import Transform
 from torchvision.transforms.v2 import functional as TF
-from torch.utils._pytree import tree_flatten
 
 import handaug
 from handaug.arguments import check_flag, check_probability

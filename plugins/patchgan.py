@@ -15,7 +15,6 @@ from handaug.arguments import check_choice, check_int
 from handaug.hookspecs import hookimpl
 from handaug.networks.layers import NORMS, Norm, conv_bias, norm_layer
 
-
 #: Ranges the registry enforces before building (see :meth:`handaug.registry.Registry.add`).
 PATCH_BOUNDS = {"in_channels": (1, 64), "ndf": (1, 1024), "n_layers": (1, 8)}
 PIXEL_BOUNDS = {"in_channels": (1, 64), "ndf": (1, 1024)}

@@ -29,7 +29,6 @@ from handaug.arguments import check_int, is_integer
 from handaug.hookspecs import hookimpl
 from handaug.networks.vgg import TAP_CHANNELS, VGG16Features
 
-
 #: Ranges the registry enforces before building (see :meth:`handaug.registry.Registry.add`).
 PERCEPTUAL_BOUNDS = {"ndf": (1, 1024), "max_channels": (1, 4096), "output_strides": (2, 256)}
 

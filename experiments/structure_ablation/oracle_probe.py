@@ -15,13 +15,14 @@ colours, which is what the demo's ``colour_statistics`` term asks for.
 from __future__ import annotations
 
 import argparse
+
 import kornia
 import torch
 import torch.nn.functional as F
+from pose_consistency_runs import add_oracle_arguments, oracles_and_test_sets
 
 from handaug.metrics.eval_data import translate_set
 from handaug.metrics.pose_benefit import score_models
-from pose_consistency_runs import add_oracle_arguments, oracles_and_test_sets
 
 SYNTHETIC_SKIN = (242.0, 150.0, 118.0)  # the synthetic style's albedo (handaug.data.procedural)
 MEAN_REAL_SKIN = (170.0, 120.0, 92.0)  # about the middle of the real style's skin ramp

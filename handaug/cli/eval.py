@@ -40,7 +40,6 @@ from handaug.metrics.hgan_protocol import REFERENCE_CROP_OFFSET, REFERENCE_CROP_
 from handaug.metrics.progress import seed_everything
 from handaug.metrics.suite import EvalSettings, EvalSuite, parse_checkpoints
 
-
 SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "fid": ("fid",),
     "classifier": ("classifier",),

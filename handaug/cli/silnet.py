@@ -17,7 +17,15 @@ import argparse
 import sys
 
 from handaug.cli.argument_types import (
-    batch_size, bounded_float, bounded_int, image_side, json_object, positive_int, reader_kwargs, seed, torch_device,
+    batch_size,
+    bounded_float,
+    bounded_int,
+    image_side,
+    json_object,
+    positive_int,
+    reader_kwargs,
+    seed,
+    torch_device,
 )
 from handaug.networks.silnet import SILNET_BOUNDS, SILNET_SHAPES
 from handaug.silnet import pretraining

@@ -15,7 +15,7 @@ from handaug.data.crops import CROP_MODES, CropMode
 from handaug.data.pairing import EPOCH_LENGTHS, PAIRINGS, EpochLength, Pairing, PairSampler, ResumableDataLoader
 from handaug.data.sources import parse_source
 from handaug.data.unpaired import DomainDataset, UnpairedDataset
-from handaug.registry import create_dataset, get_registry
+from handaug.registry import create_dataset
 
 DOMAINS: tuple[str, ...] = ("synthetic", "real")
 VAL_CROPS: tuple[str, ...] = ("centre", "centroid")

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
+
 #: Largest annotation file (JSON, text) read by default, in bytes.
 MAX_ANNOTATION_BYTES = 1 << 30
 #: Deepest nesting of arrays and objects accepted in an annotation JSON (a (N, 21, 3) array nests 3 deep).
@@ -187,8 +189,6 @@ _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 def json_depth_error(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> str | None:
     """Why ``text`` nests arrays/objects deeper than ``max_depth`` (``None`` if it does not), without parsing it."""
-    import numpy as np
-
     data = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else bytes(text)
     codes = np.frombuffer(_JSON_STRING.sub(b'""', data), dtype=np.uint8)
     steps = np.isin(codes, (0x5B, 0x7B)).astype(np.int64) - np.isin(codes, (0x5D, 0x7D))
@@ -241,6 +241,4 @@ def read_source_text(path: str | os.PathLike[str], max_bytes: int = MAX_ANNOTATI
 
 def load_source_npy(path: str | os.PathLike[str], max_bytes: int = MAX_ANNOTATION_BYTES) -> Any:
     """``np.load`` of the ``.npy`` file ``path`` (no pickles), read as :func:`read_source_bytes`."""
-    import numpy as np
-
     return np.load(io.BytesIO(read_source_bytes(path, max_bytes)), allow_pickle=False)

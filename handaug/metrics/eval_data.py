@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from handaug.arguments import check_int
-from handaug.data.background import FILLS_UINT8, FILL_NAMES, KEEP
+from handaug.data.background import FILL_NAMES, FILLS_UINT8, KEEP
 from handaug.data.procedural import ProceduralHands
 from handaug.data.sources import parse_source
 from handaug.metrics.progress import batches, progress

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from handaug.atomic_files import write_bytes_atomically
+from handaug.hub import is_hub_name
 from handaug.metrics.classifier import (
     ClassifierConfig,
     binary_domain_experiment,
@@ -29,14 +31,12 @@ from handaug.metrics.classifier import (
     three_class_experiment,
     three_class_table,
 )
-from handaug.hub import is_hub_name
 from handaug.metrics.eval_data import DomainSources, EvalSet, PathLike, role_seed, translate_set
 from handaug.metrics.features import extract_features
 from handaug.metrics.fid import fid_kid_from_features
 from handaug.metrics.grids import sample_grid
 from handaug.metrics.pose_benefit import KeypointRegressor, pose_benefit, pose_table, pose_test_set, train_oracles
 from handaug.metrics.pose_consistency import consistency_table, pose_consistency, save_oracle
-from handaug.atomic_files import write_bytes_atomically
 from handaug.metrics.report import Table, file_slug, format_mean_std, format_number
 from handaug.metrics.shape import identity_translator, other_backgrounds_translator, shape_preservation, train_default_segmenter
 from handaug.metrics.structure import chance_level, default_window, inner_structure

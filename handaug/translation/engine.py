@@ -38,11 +38,11 @@ from torchvision.io import ImageReadMode, decode_jpeg
 
 from handaug._version import __version__
 from handaug.arguments import check_int
-from handaug.hub import is_hub_name
 from handaug.atomic_files import file_sha256
 from handaug.checkpoint import read_checkpoint
 from handaug.data.folder import MAX_IMAGE_FILE_BYTES, MAX_IMAGE_PIXELS, ImageFolder, checked_image_size, read_mask
 from handaug.data.source_files import FileIdentity, only_planned_files, read_source_bytes
+from handaug.hub import is_hub_name
 from handaug.registry import create_dataset, get_registry
 from handaug.synth_to_real import SynthToReal
 from handaug.translation.plan import ImageJob, Skipped, TranslationPlan, build_plan, check_folders, foreign_files
@@ -383,7 +383,7 @@ class _ImageWriter(BasePredictionWriter):
     def _relative(self, position: int) -> str:
         return self.data.jobs[position].target.relative_to(self.data.work.target_root).as_posix()
 
-    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):  # noqa: ANN001
+    def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx) -> None:  # noqa: ANN001
         for position, reason in prediction["errors"]:
             self.skipped.append(Skipped(self._relative(position), reason))
         for positions, chunks in prediction["translated"]:
