@@ -69,48 +69,32 @@ def test_the_package_keeps_every_contract(staged: Path) -> None:
     assert "4 kept, 0 broken" in result.stdout, result.stdout
 
 
-def test_a_core_module_importing_a_plugin_breaks_the_contracts(staged: Path) -> None:
-    plant(staged, "handaug.checkpoint", "from handaug.plugins import resnet")
-    result = lint(staged)
-    assert result.returncode != 0
-    assert "the core never imports handaug.plugins or handaug.integrations (it asks the registry by name) BROKEN" in result.stdout, result.stdout
-    assert "handaug.checkpoint -> handaug.plugins.resnet" in result.stdout
+CORE_NO_PLUGINS = "the core never imports handaug.plugins or handaug.integrations (it asks the registry by name) BROKEN"
+NO_LIGHTNING = "never import Lightning, even inside a function BROKEN"
 
-
-def test_an_adapter_import_in_the_core_breaks_the_contracts(staged: Path) -> None:
-    plant(staged, "handaug.metrics.suite", "from handaug.integrations import batch")
-    result = lint(staged)
-    assert result.returncode != 0
-    assert "the core never imports handaug.plugins or handaug.integrations (it asks the registry by name) BROKEN" in result.stdout, result.stdout
-
-
-def test_lightning_inside_a_function_of_synth_to_real_breaks_the_contracts(staged: Path) -> None:
-    plant(staged, "handaug.synth_to_real", "def _late():\n    import lightning\n    return lightning")
-    result = lint(staged)
-    assert result.returncode != 0
-    assert "never import Lightning, even inside a function BROKEN" in result.stdout, result.stdout
-
-
-def test_a_measure_reaching_lightning_through_the_data_module_breaks_the_contracts(staged: Path) -> None:
-    plant(staged, "handaug.metrics.fid", "from handaug.data import datamodule")
-    result = lint(staged)
-    assert result.returncode != 0
-    assert "never import Lightning, even inside a function BROKEN" in result.stdout, result.stdout
-
-
-def test_an_upward_import_breaks_the_layers(staged: Path) -> None:
-    plant(staged, "handaug.checkpoint_config", "from handaug import synth_to_real")
-    result = lint(staged)
-    assert result.returncode != 0
-    assert "handaug's layers" in result.stdout and "BROKEN" in result.stdout, result.stdout
-
-
-def test_a_cycle_inside_a_package_breaks_the_contracts(staged: Path) -> None:
+#: (module to plant in, the planted line, what the report must say)
+PLANTED = {
+    "a core module imports a plugin": ("handaug.checkpoint", "from handaug.plugins import resnet",
+                                       (CORE_NO_PLUGINS, "handaug.checkpoint -> handaug.plugins.resnet")),
+    "a measure imports an adapter": ("handaug.metrics.suite", "from handaug.integrations import batch", (CORE_NO_PLUGINS,)),
+    "Lightning inside a function of synth_to_real": ("handaug.synth_to_real", "def _late():\n    import lightning\n    return lightning",
+                                                     (NO_LIGHTNING,)),
+    "a measure reaches Lightning through the data module": ("handaug.metrics.fid", "from handaug.data import datamodule", (NO_LIGHTNING,)),
+    "an upward import": ("handaug.checkpoint_config", "from handaug import synth_to_real", ("handaug's layers", "BROKEN")),
     # data.procedural imports data.joints; the reverse closes a cycle inside one layer
-    plant(staged, "handaug.data.joints", "from handaug.data import procedural")
+    "a cycle inside a package": ("handaug.data.joints", "from handaug.data import procedural",
+                                 ("no import cycle between the modules of any one package BROKEN",)),
+}
+
+
+@pytest.mark.parametrize("case", list(PLANTED))
+def test_a_planted_bad_import_breaks_its_contract(staged: Path, case: str) -> None:
+    module, line, expected = PLANTED[case]
+    plant(staged, module, line)
     result = lint(staged)
     assert result.returncode != 0
-    assert "no import cycle between the modules of any one package BROKEN" in result.stdout, result.stdout
+    for text in expected:
+        assert text in result.stdout, result.stdout
 
 
 def test_a_new_module_must_be_placed_in_a_layer(staged: Path) -> None:
