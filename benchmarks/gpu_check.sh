@@ -11,6 +11,10 @@
 # Packages the machine lacks (kornia, albumentations and theirs, jsonargparse) are installed from ./.whl if present
 # (make it here with `bash benchmarks/gpu_wheels.sh`, then carry .whl with the run)
 # (wheels for the machine's Python), into /tmp/site; handaug itself is installed without dependencies.
+# Dry run on a machine without a GPU (what tests/test_gpu_check_script.py runs, about a minute):
+#   GPU_CHECK_DEVICE=cpu bash benchmarks/gpu_check.sh OUT_DIR
+# runs the same five stages and the same summary on the CPU at tiny sizes, so a script broken by a
+# change is found here, not in the few minutes a GPU is lent.
 set -u
 out=${1:-${OUT:-gpu-check}}
 mkdir -p "$out"
@@ -26,7 +30,8 @@ fi
 $py -c "import handaug.integrations" 2>/dev/null ||
     $py -m pip install -q --no-index --no-deps --no-build-isolation --no-compile -e . >"$out/install.log" 2>&1 ||
     { tail -5 "$out/install.log"; exit 1; }
-echo "installed in $(( $(date +%s) - start )) s; $($py -c 'import torch; print(torch.__version__, torch.cuda.get_device_name())')"
+device=${GPU_CHECK_DEVICE:-cuda}
+echo "installed in $(( $(date +%s) - start )) s; $($py -c 'import sys, torch; print(torch.__version__, torch.cuda.get_device_name() if sys.argv[1] == "cuda" else "CPU dry run")' "$device")"
 
 stage() {  # stage NAME SECONDS COMMAND...: run it under a limit, log to $out/NAME.log, print its last lines
     local name=$1 limit=$2
@@ -39,10 +44,21 @@ stage() {  # stage NAME SECONDS COMMAND...: run it under a limit, log to $out/NA
     grep -v -i "warning\|warn(" "$out/$name.log" | tail -n 14
 }
 
-stage transform 170 $py benchmarks/transform_speed.py --device cuda --sizes 256 --batch 64 --repeats 10 --json "$out/transform.json"
-stage loop 100 $py benchmarks/loop_overhead.py --device cuda --json "$out/loop.json"
-stage adapters 60 $py benchmarks/adapters_in_workers.py --device cuda
-stage train 140 $py benchmarks/train_speed.py --device cuda --batches 8 32 --json "$out/train.json"
-stage translate 100 $py benchmarks/translate_speed.py --accelerator gpu --images 1024 --batch-size 64 --num-workers 8 --repeats 2 --json "$out/translate.json"
+if [ "$device" = cuda ]; then
+    transform_args=(--device cuda --sizes 256 --batch 64 --repeats 10)
+    loop_args=(--device cuda)
+    train_args=(--device cuda --batches 8 32)
+    translate_args=(--accelerator gpu --images 1024 --batch-size 64 --num-workers 8 --repeats 2)
+else  # the dry run: every stage and the summary, at sizes that take seconds on two cores
+    transform_args=(--device cpu --sizes 64 --batch 4 --repeats 2)
+    loop_args=(--device cpu --size 64 --batch 4 --steps 1 --repeats 2 --warmup 1)
+    train_args=(--device cpu --size 32 --batches 1 --ngf 4 --ndf 4 --n-blocks 1 --windows 1 --window-seconds 0.01 --warmup 1)
+    translate_args=(--accelerator cpu --images 8 --size 64 --batch-size 4 --num-workers 1 --repeats 1)
+fi
+stage transform 170 $py benchmarks/transform_speed.py "${transform_args[@]}" --json "$out/transform.json"
+stage loop 100 $py benchmarks/loop_overhead.py "${loop_args[@]}" --json "$out/loop.json"
+stage adapters 60 $py benchmarks/adapters_in_workers.py --device "$device"
+stage train 140 $py benchmarks/train_speed.py "${train_args[@]}" --json "$out/train.json"
+stage translate 100 $py benchmarks/translate_speed.py "${translate_args[@]}" --json "$out/translate.json"
 echo "== total $(( $(date +%s) - start )) s"
 $py benchmarks/gpu_summary.py "$out"
