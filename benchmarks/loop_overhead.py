@@ -21,7 +21,6 @@ p=1 full frame and 1.15 with hand_crop.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -36,7 +35,7 @@ import handaug
 from handaug.registry import create_generator
 
 sys.path.insert(0, str(Path(__file__).parent))
-from transform_speed import hand_batch, synchronize  # noqa: E402
+from transform_speed import hand_batch, synchronize, write_json  # noqa: E402
 
 
 def keypoint_regressor(device: torch.device) -> torch.nn.Module:
@@ -124,10 +123,9 @@ def main() -> None:
         alone = ms if mode is None else alone
         ratio = ms / alone
         rows.append({"mode": name, "first_call_s": first, "ms_per_step": ms, "ratio": ratio})
-        print(f"{name:<26} {first:>12.1f} {ms:>9.1f} {ratio:>9.2f}x")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"device": str(device), "size": size, "batch": batch, "rows": rows}, f, indent=1)
+        print(f"{name:<26} {first:>12.1f} {ms:>9.1f} {ratio:>9.2f}x", flush=True)
+        if args.json:
+            write_json(args.json, {"device": str(device), "size": size, "batch": batch, "rows": rows})
 
 
 if __name__ == "__main__":

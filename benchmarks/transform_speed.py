@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -119,16 +120,23 @@ def peak_tflops(device: torch.device, given: float | None) -> float | None:
 
 
 def variants(ckpt: str, device: torch.device, quick: bool = False) -> dict[str, tuple[handaug.SynthToReal, bool]]:
-    """Name → (SynthToReal, uses the mask as hand crop). ``quick``: the defaults only."""
-    rows: dict[str, tuple[handaug.SynthToReal, bool]] = {"SynthToReal default": (handaug.SynthToReal(ckpt, device=device), False)}
+    """Name → (SynthToReal, uses the mask as hand crop). ``quick``: the defaults only.
+
+    The defaults come first, then the variants that explain them: on a GPU each compiled variant's
+    first call is a compilation of tens of seconds, and a run cut short by its time limit must still
+    have measured (and written) the defaults.
+    """
+    default = handaug.SynthToReal(ckpt, device=device)
+    rows: dict[str, tuple[handaug.SynthToReal, bool]] = {
+        "SynthToReal default": (default, False),
+        "hand_crop": (handaug.SynthToReal(ckpt, device=device, hand_crop=True), True),
+    }
     if device.type == "cuda" and not quick:
+        rows["masked composite"] = (default, False)
         rows["  compile=False"] = (handaug.SynthToReal(ckpt, device=device, compile=False), False)
         unfolded = handaug.SynthToReal(ckpt, device=device)
         unfolded.FOLD_THIN_CONVS_ON = ()  # instance attribute: this object only
         rows["  without space-to-depth"] = (unfolded, False)
-        rows["masked composite"] = (rows["SynthToReal default"][0], False)
-    rows["hand_crop"] = (handaug.SynthToReal(ckpt, device=device, hand_crop=True), True)
-    if device.type == "cuda" and not quick:
         rows["  hand_crop compile=False"] = (handaug.SynthToReal(ckpt, device=device, hand_crop=True, compile=False), True)
     return rows
 
@@ -174,18 +182,21 @@ def main() -> None:
         eager = baseline(plain)
         t_base = median_seconds(lambda: eager(images, None), args.repeats, device)
         reference = eager(images, None)
-        timed: list[tuple[str, Callable[[], torch.Tensor], float | None]] = [("eager fp32 (baseline)", lambda: eager(images, None), None)]
+        timed: list[tuple[str, Callable[[], torch.Tensor], bool]] = [("eager fp32 (baseline)", lambda: eager(images, None), False)]
         if device.type == "cuda":
             autocast = baseline(plain, torch.bfloat16)
-            timed.append(("plain bf16 autocast", lambda: autocast(images, None), None))
-        full_frame = rows["SynthToReal default"][0](images)
+            timed.append(("plain bf16 autocast", lambda: autocast(images, None), False))
+        full_frame = None  # the default's output: what hand_crop is compared with (the default is timed first)
         for name, (s2r, is_crop) in rows.items():
             use_mask = masks if (is_crop or name == "masked composite") else None
-            fn = (lambda s=s2r, m=use_mask: s(images, mask=m))
-            timed.append((name, fn, first_call_seconds(fn, device)))
-        for name, fn, first in timed:
+            timed.append((name, (lambda s=s2r, m=use_mask: s(images, mask=m)), True))
+        for name, fn, is_synth_to_real in timed:
+            # A variant is timed (and written) right after its first call: see variants().
+            first = first_call_seconds(fn, device) if is_synth_to_real else None
             t = t_base if name.startswith("eager fp32") else median_seconds(fn, args.repeats, device)
             out = fn()
+            if name == "SynthToReal default":
+                full_frame = out
             is_crop = name.strip().startswith("hand_crop")
             if is_crop:
                 diff = difference(out, full_frame, masks)
@@ -202,11 +213,18 @@ def main() -> None:
             peak_s = f"{share:.1f}" if share is not None and not is_crop else "-"
             window_s = f"{windowed:.0f} ({len(groups)})" if is_crop else "100"
             print(f"{size:>5} {name:<26} {coverage:>6.1f} {window_s:>8} {first_s:>12} {args.batch / t:>9.1f} {t_base / t:>11.2f}x "
-                  f"{peak_s:>11} {diff[0]:>8.2f}/{diff[1]:<4d}")
+                  f"{peak_s:>11} {diff[0]:>8.2f}/{diff[1]:<4d}", flush=True)
+            if args.json:
+                write_json(args.json, {"device": str(device), "batch": args.batch, "rows": results})
         print(f"      {size} px: {flops / 1e9:.1f} GFLOP/image" + (f", bf16 peak {peak:.0f} TFLOP/s" if peak else ""))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"device": str(device), "batch": args.batch, "rows": results}, f, indent=1)
+
+
+def write_json(path: str, report: dict) -> None:
+    """``report`` as JSON, replacing ``path`` whole: written after every row, so a run stopped by a time limit keeps its rows."""
+    temp = f"{path}.partial"
+    with open(temp, "w") as f:
+        json.dump(report, f, indent=1)
+    os.replace(temp, path)
 
 
 if __name__ == "__main__":
