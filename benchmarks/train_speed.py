@@ -556,25 +556,29 @@ def main(argv: list[str] | None = None) -> None:
     print(f"train_speed: {where}, torch {torch.__version__}, lightning {L.__version__}, "
           f"{torch.get_num_threads()} threads; msH-GAN{args.n_blocks}, random VGG16, median of {args.windows} windows",
           flush=True)
-    rows = []
+    rows: list[dict] = []
+
+    def write_json() -> None:  # after every setting: a run stopped by gpu_check's time limit keeps what it measured
+        result = {"summary": summarise(rows, where), "device": where, "torch": torch.__version__, "lightning": L.__version__,
+                  "python": sys.version.split()[0], "threads": torch.get_num_threads(), "argv": sys.argv[1:],
+                  "settings": [asdict(s) for s in settings], "rows": rows}
+        with open(f"{args.json}.partial", "w") as f:
+            json.dump(result, f, indent=2)
+        os.replace(f"{args.json}.partial", args.json)
+
     for setting in settings:
         started = time.perf_counter()
         measured = measure(setting, device, args)
         rows += measured
         print(f"  {setting.size} px, batch {setting.batch}: measured in {time.perf_counter() - started:.0f} s; "
               + "; ".join(f"{r['side']}: {r['images_per_s']:.1f} img/s" for r in measured), flush=True)
+        if args.json:
+            write_json()
     print()
     print_table(rows, device)
-    summary = summarise(rows, where)
-    print(summary)
+    print(summarise(rows, where))
     if args.json:
-        result = {"summary": summary, "device": where, "torch": torch.__version__, "lightning": L.__version__, "python": sys.version.split()[0],
-                  "threads": torch.get_num_threads(), "argv": sys.argv[1:], "settings": [asdict(s) for s in settings],
-                  "rows": rows}
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
         print(f"wrote {args.json}")
-
 
 if __name__ == "__main__":
     main()
