@@ -6,8 +6,10 @@
 # 3. benchmarks/adapters_in_workers.py: the three adapters in spawn and fork DataLoader workers, and the batched path;
 # 4. benchmarks/train_speed.py: handaug-train's step against a plain PyTorch H-GAN step at 256 px, batches 8 and 32;
 # 5. benchmarks/translate_speed.py: handaug-translate on 1,024 PNGs of 256 px against a naive one-image loop.
-# Each stage runs under its own time limit and writes its log (and JSON) to OUT_DIR; the last thing printed is one
-# table of the figures against the issues' goals (benchmarks/gpu_summary.py).
+# Each stage runs under its own time limit and writes its log (and JSON) to OUT_DIR, and the transform and training
+# stages write torch.profiler tables of their default paths to OUT_DIR/profiles (where the time goes, for a figure
+# below its goal). The last thing printed is one table of the figures against the issues' goals
+# (benchmarks/gpu_summary.py).
 # Packages the machine lacks (kornia, albumentations and theirs, jsonargparse) are installed from ./.whl if present
 # (make it here with `bash benchmarks/gpu_wheels.sh`, then carry .whl with the run)
 # (wheels for the machine's Python), into /tmp/site; handaug itself is installed without dependencies.
@@ -55,10 +57,10 @@ else  # the dry run: every stage and the summary, at sizes that take seconds on 
     train_args=(--device cpu --size 32 --batches 1 --ngf 4 --ndf 4 --n-blocks 1 --windows 1 --window-seconds 0.01 --warmup 1)
     translate_args=(--accelerator cpu --images 8 --size 64 --batch-size 4 --num-workers 1 --repeats 1)
 fi
-stage transform 170 $py benchmarks/transform_speed.py "${transform_args[@]}" --json "$out/transform.json"
+stage transform 170 $py benchmarks/transform_speed.py "${transform_args[@]}" --json "$out/transform.json" --profile "$out/profiles"
 stage loop 100 $py benchmarks/loop_overhead.py "${loop_args[@]}" --json "$out/loop.json"
 stage adapters 60 $py benchmarks/adapters_in_workers.py --device "$device"
-stage train 140 $py benchmarks/train_speed.py "${train_args[@]}" --json "$out/train.json"
+stage train 140 $py benchmarks/train_speed.py "${train_args[@]}" --json "$out/train.json" --profile "$out/profiles"
 stage translate 100 $py benchmarks/translate_speed.py "${translate_args[@]}" --json "$out/translate.json"
 echo "== total $(( $(date +%s) - start )) s"
 $py benchmarks/gpu_summary.py "$out"

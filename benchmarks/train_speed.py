@@ -52,6 +52,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -62,10 +63,16 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from profiling import profiled  # noqa: E402
+
 #: Dense bf16 tensor-core peaks (TFLOP/s) of GPUs this may run on (as benchmarks/transform_speed.py).
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "RTX 4090": 165.0}
 
 LAMBDA_CYCLE, LAMBDA_IDENTITY, LR, BETAS, POOL = 10.0, 0.5, 5e-5, (0.5, 0.999), 50
+
+#: handaug-train batches profiled with --profile.
+PROFILED_BATCHES = 3
 
 #: handaug-train's images/s before the speed work (issue 19: H200, 256 px, batch 8, ngf/ndf 64, bf16-mixed).
 BEFORE_H200 = {(256, 8): 56.0}
@@ -253,6 +260,25 @@ class WindowTimer(L.Callback):
         self.side.peak_bytes = self.memory.peak
 
 
+class ProfileBatches(L.Callback):
+    """Profiles handaug-train's batches ``first`` .. ``first + count - 1`` (after the timed windows) into ``path``."""
+
+    def __init__(self, first: int, count: int, device: torch.device, path: Path, title: str) -> None:
+        self.first, self.count, self.device, self.path, self.title = first, count, device, path, title
+        self._profile: Any = None
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        if batch_idx == self.first:
+            self._profile = profiled(self.device, self.path, self.title)
+            self._profile.__enter__()
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if batch_idx == self.first + self.count - 1 and self._profile is not None:
+            self._profile.__exit__(None, None, None)
+            self._profile = None
+
+
 def plain_windows(plain: PlainHGAN, batch: dict, device: torch.device, side: Side, steps: int) -> Callable[[], None]:
     """A function that times one window of ``steps`` plain steps into ``side``."""
     memory = PeakMemory(device)
@@ -408,6 +434,7 @@ def measure(setting: Setting, device: torch.device, args: argparse.Namespace) ->
         plain_seconds = time.perf_counter() - start
         steps = max(args.min_window, math.ceil(args.window_seconds / max(plain_seconds, 1e-6)))
         total = args.warmup + steps * args.windows
+        profile_path = Path(args.profile) / f"train_{setting.size}px_b{setting.batch}.txt" if args.profile else None
 
         plain_side, ours = Side("plain PyTorch (eager fp32, NCHW)"), Side("handaug-train")
         plain_window = plain_windows(plain, batch, device, plain_side, steps)
@@ -418,10 +445,14 @@ def measure(setting: Setting, device: torch.device, args: argparse.Namespace) ->
             del plain, plain_window
             if device.type == "cuda":
                 torch.cuda.empty_cache()
-        cli = handaug_cli(setting, device, root + "/handaug", total, args.handaug_args)
+        extra = PROFILED_BATCHES if profile_path else 0  # profiled after the timed windows, never inside one
+        cli = handaug_cli(setting, device, root + "/handaug", total + extra, args.handaug_args)
         timer = WindowTimer(args.warmup, steps, args.windows, device, ours, between=plain_window if interleave else None)
         cli.trainer.callbacks.append(timer)
-        data = SameBatchData(batch, total, pin_memory=device.type == "cuda")
+        if profile_path:
+            title = f"handaug-train, {setting.size} px, batch {setting.batch}, {PROFILED_BATCHES} batches after the timed ones, {device}"
+            cli.trainer.callbacks.append(ProfileBatches(total, PROFILED_BATCHES, device, profile_path, title))
+        data = SameBatchData(batch, total + extra, pin_memory=device.type == "cuda")
         with quiet():
             cli.trainer.fit(cli.model, datamodule=data)
         precision = str(cli.trainer.precision)
@@ -535,6 +566,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-workers", type=int, default=max(1, min(8, (os.cpu_count() or 2) - 2)))
     parser.add_argument("--peak-tflops", type=float, help="dense bf16 peak of the GPU (default: a table of known GPUs)")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--profile", metavar="DIR", help="also profile 3 handaug-train batches per setting (torch.profiler tables in DIR)")
     parser.add_argument("--handaug-args", nargs=argparse.REMAINDER, default=[],
                         help="the rest of the command line goes to handaug-train (e.g. --model.compile false)")
     args = parser.parse_args(argv)

@@ -32,9 +32,11 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
@@ -42,6 +44,9 @@ import handaug
 from handaug.data.procedural import ProceduralHands
 from handaug.hand_crop import MAX_GROUPS, hand_window_groups
 from handaug.registry import create_generator
+
+sys.path.insert(0, str(Path(__file__).parent))
+from profiling import profiled  # noqa: E402
 
 #: Dense bf16 tensor-core peaks (TFLOP/s) of GPUs this may run on.
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "RTX 4090": 165.0}
@@ -152,6 +157,8 @@ def main() -> None:
     parser.add_argument("--peak-tflops", type=float, help="dense bf16 peak of the GPU, for the utilisation column")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--quick", action="store_true", help="only the defaults (no variants that explain them)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="also profile 3 calls of the default and of hand_crop at the largest size (torch.profiler tables in DIR)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -216,6 +223,14 @@ def main() -> None:
                   f"{peak_s:>11} {diff[0]:>8.2f}/{diff[1]:<4d}", flush=True)
             if args.json:
                 write_json(args.json, {"device": str(device), "batch": args.batch, "rows": results})
+        if args.profile and size == max(args.sizes):
+            for name in ("SynthToReal default", "hand_crop"):
+                s2r, is_crop = rows[name]
+                path = Path(args.profile) / f"transform_{size}px_{name.split()[-1]}.txt"
+                with profiled(device, path, f"{name}, {size} px, batch {args.batch}, 3 calls, {device}"):
+                    for _ in range(3):
+                        s2r(images, mask=masks if is_crop else None)
+                print(f"      profile: {path}")
         print(f"      {size} px: {flops / 1e9:.1f} GFLOP/image" + (f", bf16 peak {peak:.0f} TFLOP/s" if peak else ""))
 
 

@@ -42,6 +42,11 @@ def test_the_cpu_dry_run_runs_every_stage_and_prints_every_figure(tmp_path):
                    "handaug-train step, 32 px, batch 1", "handaug-translate "):
         assert figure in table, f"{figure!r} missing from:\n{table}"
     assert "n/a % of bf16 peak" in table  # the CPU has no bf16 peak: said, not a crash
+    profiles = sorted(p.name for p in (tmp_path / "out" / "profiles").iterdir())
+    assert profiles == ["train_32px_b1.txt", "transform_64px_default.txt", "transform_64px_hand_crop.txt"]
+    for name in profiles:
+        text = (tmp_path / "out" / "profiles" / name).read_text()
+        assert "sorted by self_cpu_time_total" in text and "aten::" in text and "by operator and input shapes" in text
 
 
 def test_the_summary_prints_the_other_figures_when_a_stage_failed_or_is_unreadable(tmp_path, capsys, monkeypatch):

@@ -1,0 +1,42 @@
+"""Where a benchmark's time goes: torch.profiler tables written beside its figures (``--profile DIR``).
+
+The GPU check has minutes on a lent GPU; a figure below its goal then needs the reason, not a
+second run. Each table lists operators by their own device time (CUDA kernels on a GPU, CPU time
+on the CPU), once as is and once split by input shapes, which tells a 3-channel 7×7 convolution
+from a 64-channel 3×3 one and a VGG16 layer from a generator's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+#: Rows of each table.
+ROWS = 30
+
+
+@contextlib.contextmanager
+def profiled(device: torch.device, path: Path | str, title: str) -> Iterator[None]:
+    """Profile the block (CPU, and CUDA on a CUDA ``device``) and write its tables to ``path``."""
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities, record_shapes=True) as prof:
+        yield
+        if cuda:
+            torch.cuda.synchronize(device)
+    write_tables(prof, cuda, Path(path), title)
+
+
+def write_tables(prof: profile, cuda: bool, path: Path, title: str) -> None:
+    sort_by = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    events = prof.key_averages()
+    by_shape = prof.key_averages(group_by_input_shape=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"{title}\n\nby operator, sorted by {sort_by}\n{events.table(sort_by=sort_by, row_limit=ROWS, max_name_column_width=60)}\n"
+        f"by operator and input shapes\n{by_shape.table(sort_by=sort_by, row_limit=ROWS, max_name_column_width=60)}\n"
+    )
