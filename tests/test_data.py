@@ -186,11 +186,19 @@ def test_datamodule_sizes_follow_the_one_rule():
     assert (dm.crop_size, dm.val_count, dm.num_workers, dm.batch_size) == (32, 2, 0, 2)
     assert all(type(v) is int for v in (dm.crop_size, dm.val_count, dm.num_workers, dm.batch_size, *dm.val_crop_offset))
     assert type(dm.hparams["val_count"]) is int
+    dm = UnpairedDataModule(seed=np.int64(7), val_batch_size=np.int32(3), hflip=np.True_)
+    assert (dm.seed, dm.val_batch_size, dm.hflip) == (7, 3, True)
+    assert type(dm.hparams["seed"]) is int and type(dm.hparams["hflip"]) is bool
     for kwargs, message in [({"val_count": True}, r"^val_count must be a non-negative integer, got True$"),
                             ({"num_workers": 1.0}, r"^num_workers must be a non-negative integer, got 1.0$"),
                             ({"crop_size": False}, r"^crop_size must be an integer >= 1, got False$"),
                             ({"val_crop_offset": (True, 0)}, r"^val_crop_offset must be two integers"),
-                            ({"pairing": "zip"}, r"^pairing must be one of \("),]:
+                            ({"pairing": "zip"}, r"^pairing must be one of \("),
+                            ({"seed": -1}, r"^seed must be a non-negative integer, got -1$"),
+                            ({"seed": True}, r"^seed must be a non-negative integer, got True$"),
+                            ({"seed": None}, r"^seed must be a non-negative integer, got None$"),
+                            ({"val_batch_size": 0}, r"^val_batch_size must be an integer >= 1, got 0$"),
+                            ({"hflip": 1}, r"^hflip must be True or False, got 1$")]:
         with pytest.raises(ValueError, match=message):
             UnpairedDataModule(**kwargs)
 

@@ -73,7 +73,7 @@ def test_synthhands_noobject_only_keeps_the_noobject_sequences(tmp_path):
     assert len(SynthHands(tmp_path / "male_noobject" / "seq01", noobject_only=True)) == 3
     with pytest.raises(ValueError, match=r"no frames in a '\*_noobject' folder \(noobject_only=True\)"):
         SynthHands(tmp_path / "male_object", noobject_only=True)
-    with pytest.raises(ValueError, match="noobject_only must be true or false"):
+    with pytest.raises(ValueError, match="^noobject_only must be True or False, got"):
         SynthHands(tmp_path, noobject_only="yes")
 
 

@@ -59,8 +59,9 @@ def test_reference_silnet_shape_is_the_unet_of_width_64_with_2_poolings():
     default = SilNet()
     assert default.shape == SILNET_SHAPES["handaug"] == {"base_channels": 16, "depth": 3, "conv_bias": False}
     assert default.down[-1][0].out_channels == 128 and default.down[0][0].bias is None
-    with pytest.raises(ValueError, match="conv_bias"):
+    with pytest.raises(ValueError, match="^conv_bias must be True or False, got 'yes'$"):
         SilNet(conv_bias="yes")
+    assert SilNet(base_channels=2, depth=1, conv_bias=np.True_).shape["conv_bias"] is True  # a plain bool: saved as JSON
 
 
 # ------------------------------------------------------------------------------ the checkpoint

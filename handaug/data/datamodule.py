@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from handaug.arguments import check_choice, check_int, is_integer
+from handaug.arguments import check_choice, check_flag, check_int, is_integer
 from handaug.data.background import background_value
 from handaug.data.crops import CROP_MODES, CropMode
 from handaug.data.pairing import EPOCH_LENGTHS, PAIRINGS, EpochLength, Pairing, PairSampler, ResumableDataLoader
@@ -116,6 +116,10 @@ class UnpairedDataModule(L.LightningDataModule):
             load_size = check_int(load_size, "load_size", 1)
         val_count = check_int(val_count, "val_count", 0)
         num_workers = check_int(num_workers, "num_workers", 0)
+        if val_batch_size is not None:
+            val_batch_size = check_int(val_batch_size, "val_batch_size", 1)
+        seed = check_int(seed, "seed", 0)  # numpy's generators, seeded with [seed, domain], refuse negative seeds
+        hflip = check_flag(hflip, "hflip")
         val_crop = check_choice(val_crop, "val_crop", VAL_CROPS)
         if len(tuple(val_crop_offset)) != 2 or not all(is_integer(v) for v in val_crop_offset):
             raise ValueError(f"val_crop_offset must be two integers (dx, dy), got {val_crop_offset!r}")

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from handaug.arguments import check_int
+from handaug.arguments import check_flag, check_int
 from handaug.fitting import fit, random_batches
 from handaug.networks.layers import double_conv
 
@@ -55,8 +55,7 @@ class SilNet(nn.Module):
         super().__init__()
         base_channels = check_int(base_channels, "base_channels", 1)
         depth = check_int(depth, "depth", 1)
-        if not isinstance(conv_bias, bool):
-            raise ValueError(f"conv_bias must be true or false, got {conv_bias!r}")
+        conv_bias = check_flag(conv_bias, "conv_bias")
         self.depth = depth
         self.shape = {"base_channels": base_channels, "depth": depth, "conv_bias": conv_bias}
         widths = [base_channels * 2**i for i in range(depth + 1)]

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from handaug.arguments import check_int
+from handaug.arguments import check_flag, check_int
 from handaug.data.background import GREEN_SCREEN_RGB
 from handaug.data.joints import remap_joints
 from handaug.data.readers.base import DatasetReader, chroma_key_mask, find_files, project, read_numbers, require_root
@@ -89,8 +89,7 @@ class SynthHands(DatasetReader):
         split_seed: int | None = 0,
     ) -> None:
         mask_tolerance = check_int(mask_tolerance, "mask_tolerance", 0, 255)
-        if not isinstance(noobject_only, bool):
-            raise ValueError(f"noobject_only must be true or false, got {noobject_only!r}")
+        noobject_only = check_flag(noobject_only, "noobject_only")
         check_split_arguments(split, test_size, val_size, split_seed)
         self.mask_tolerance = mask_tolerance
         self.noobject_only = noobject_only
