@@ -281,10 +281,23 @@ def test_hgan_arguments_follow_the_one_rule():
     """handaug.arguments' rule: numpy bools are flags (recorded as bool), 1 is not; bools are not weights."""
     model = tiny_hgan(compile=np.bool_(False), lambda_cycle=np.float32(5), init_type="normal")
     assert model.hparams["compile"] is False and model.hparams["init_type"] == "normal"
+    # numbers are recorded as plain Python numbers: a checkpoint's hyperparameters hold no numpy scalar
+    model = tiny_hgan(lambda_cycle=np.float32(5), lr=np.float64(1e-4), pool_size=np.int64(3), init_gain=np.float32(0.5),
+                      betas=[np.float32(0.5), 0.9], lr_decay_start_epoch=np.int16(2), mask_generated=np.True_)
+    for name, kind in (("lambda_cycle", float), ("lr", float), ("pool_size", int), ("init_gain", float),
+                       ("lr_decay_start_epoch", int), ("mask_generated", bool)):
+        assert type(model.hparams[name]) is kind, name
+    assert model.hparams["betas"] == [0.5, 0.9] and all(type(b) is float for b in model.hparams["betas"])
+    assert tiny_hgan().hparams["betas"] == (0.5, 0.999)
     for kwargs, message in [({"compile": 1}, r"^compile must be True, False or None \(automatic\), got 1$"),
                             ({"lambda_cycle": True}, r"^lambda_cycle must be a non-negative number, got True$"),
                             ({"lr": float("inf")}, r"^lr must be a non-negative number, got inf$"),
-                            ({"lr_schedule": "cosine"}, r"^lr_schedule must be one of \('constant', 'linear'\), got 'cosine'$")]:
+                            ({"lr_schedule": "cosine"}, r"^lr_schedule must be one of \('constant', 'linear'\), got 'cosine'$"),
+                            ({"betas": (0.5, 1.0)}, r"^betas\[1\] must be a number in \[0, 1\), got 1.0$"),
+                            ({"betas": "ab"}, r"^betas must be two numbers in \[0, 1\), got 'ab'$"),
+                            ({"init_gain": -1}, r"^init_gain must be a non-negative number, got -1$"),
+                            ({"lr_decay_start_epoch": -1}, r"^lr_decay_start_epoch must be a non-negative integer, got -1$"),
+                            ({"mask_generated": 0}, r"^mask_generated must be True or False, got 0$")]:
         with pytest.raises(ValueError, match=message):
             tiny_hgan(**kwargs)
 

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from lightning.pytorch.strategies import DDPStrategy
 
-from handaug.arguments import check_choice, check_optional_flag, check_real
+from handaug.arguments import check_choice, check_flag, check_int, check_optional_flag, check_real
 from handaug.initialization import INIT_TYPES, init_weights
 from handaug.registry import create_discriminator, create_generator, create_loss
 from handaug.training.image_pool import ImagePool
@@ -134,10 +134,21 @@ class HGAN(L.LightningModule):
         fused_adam = check_optional_flag(fused_adam, "fused_adam", "automatic")
         lr_schedule = check_choice(lr_schedule, "lr_schedule", LR_SCHEDULES)
         init_type = check_choice(init_type, "init_type", INIT_TYPES)
-        for argument, value in (("lambda_cycle", lambda_cycle), ("lambda_identity", lambda_identity), ("lr", lr)):
-            check_real(value, argument, 0.0, math.inf)
-        if len(tuple(betas)) != 2:
-            raise ValueError(f"betas must be two numbers, got {betas!r}")
+        # numbers come back as plain int and float too (numpy scalars would reach the checkpoint's hyperparameters)
+        lambda_cycle = check_real(lambda_cycle, "lambda_cycle", 0.0, math.inf)
+        lambda_identity = check_real(lambda_identity, "lambda_identity", 0.0, math.inf)
+        lr = check_real(lr, "lr", 0.0, math.inf)
+        init_gain = check_real(init_gain, "init_gain", 0.0, math.inf)
+        pool_size = check_int(pool_size, "pool_size", 0)
+        if lr_decay_start_epoch is not None:
+            lr_decay_start_epoch = check_int(lr_decay_start_epoch, "lr_decay_start_epoch", 0)
+        mask_generated = check_flag(mask_generated, "mask_generated")
+        composite_reconstructions = check_flag(composite_reconstructions, "composite_reconstructions")
+        values = tuple(betas) if not isinstance(betas, (str, bytes)) else ()
+        if len(values) != 2:
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        checked = [check_real(b, f"betas[{i}]", 0.0, 1.0, open_high=True) for i, b in enumerate(values)]
+        betas = checked if isinstance(betas, list) else tuple(checked)  # as given: a YAML list stays a list
         self.save_hyperparameters()
         self.automatic_optimization = False
 
