@@ -25,14 +25,15 @@ export PYTHONUNBUFFERED=1 NO_ALBUMENTATIONS_UPDATE=1 HANDAUG_OFFLINE=1
 export TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-/tmp/handaug-inductor-cache}
 py=${PYTHON:-python3}
 start=$(date +%s)
-if ls .whl/*.whl >/dev/null 2>&1; then
+device=${GPU_CHECK_DEVICE:-cuda}
+# The wheels are for the GPU machine's Python; the CPU dry run uses this environment as it is.
+if [ "$device" = cuda ] && ls .whl/*.whl >/dev/null 2>&1; then
     $py -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
 $py -c "import handaug.integrations" 2>/dev/null ||
     $py -m pip install -q --no-index --no-deps --no-build-isolation --no-compile -e . >"$out/install.log" 2>&1 ||
     { tail -5 "$out/install.log"; exit 1; }
-device=${GPU_CHECK_DEVICE:-cuda}
 echo "installed in $(( $(date +%s) - start )) s; $($py -c 'import sys, torch; print(torch.__version__, torch.cuda.get_device_name() if sys.argv[1] == "cuda" else "CPU dry run")' "$device")"
 
 stage() {  # stage NAME SECONDS COMMAND...: run it under a limit, log to $out/NAME.log, print its last lines
