@@ -32,7 +32,7 @@ def profiled(device: torch.device, path: Path | str, title: str) -> Iterator[Non
 
 
 def write_tables(prof: profile, cuda: bool, path: Path, title: str) -> None:
-    sort_by = "self_cuda_time_total" if cuda else "self_cpu_time_total"
+    sort_by = "self_device_time_total" if cuda else "self_cpu_time_total"  # "device": torch >= 2.4 (the GPU image has 2.11)
     events = prof.key_averages()
     by_shape = prof.key_averages(group_by_input_shape=True)
     path.parent.mkdir(parents=True, exist_ok=True)
