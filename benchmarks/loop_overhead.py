@@ -35,7 +35,8 @@ import handaug
 from handaug.registry import create_generator
 
 sys.path.insert(0, str(Path(__file__).parent))
-from transform_speed import hand_batch, synchronize, write_json  # noqa: E402
+from reports import write_json  # noqa: E402
+from transform_speed import hand_batch, synchronize  # noqa: E402
 
 
 def keypoint_regressor(device: torch.device) -> torch.nn.Module:

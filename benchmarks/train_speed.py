@@ -64,7 +64,7 @@ import torch.nn.functional as F  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
-from profiling import profiled  # noqa: E402
+from reports import profiled, write_json  # noqa: E402
 
 #: Dense bf16 tensor-core peaks (TFLOP/s) of GPUs this may run on (as benchmarks/transform_speed.py).
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "RTX 4090": 165.0}
@@ -265,18 +265,16 @@ class ProfileBatches(L.Callback):
 
     def __init__(self, first: int, count: int, device: torch.device, path: Path, title: str) -> None:
         self.first, self.count, self.device, self.path, self.title = first, count, device, path, title
-        self._profile: Any = None
+        self._open = contextlib.ExitStack()
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
         if batch_idx == self.first:
-            self._profile = profiled(self.device, self.path, self.title)
-            self._profile.__enter__()
+            self._open.enter_context(profiled(self.device, self.path, self.title))
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
-        if batch_idx == self.first + self.count - 1 and self._profile is not None:
-            self._profile.__exit__(None, None, None)
-            self._profile = None
+        if batch_idx == self.first + self.count - 1:
+            self._open.close()
 
 
 def plain_windows(plain: PlainHGAN, batch: dict, device: torch.device, side: Side, steps: int) -> Callable[[], None]:
@@ -590,22 +588,16 @@ def main(argv: list[str] | None = None) -> None:
           flush=True)
     rows: list[dict] = []
 
-    def write_json() -> None:  # after every setting: a run stopped by gpu_check's time limit keeps what it measured
-        result = {"summary": summarise(rows, where), "device": where, "torch": torch.__version__, "lightning": L.__version__,
-                  "python": sys.version.split()[0], "threads": torch.get_num_threads(), "argv": sys.argv[1:],
-                  "settings": [asdict(s) for s in settings], "rows": rows}
-        with open(f"{args.json}.partial", "w") as f:
-            json.dump(result, f, indent=2)
-        os.replace(f"{args.json}.partial", args.json)
-
     for setting in settings:
         started = time.perf_counter()
         measured = measure(setting, device, args)
         rows += measured
         print(f"  {setting.size} px, batch {setting.batch}: measured in {time.perf_counter() - started:.0f} s; "
               + "; ".join(f"{r['side']}: {r['images_per_s']:.1f} img/s" for r in measured), flush=True)
-        if args.json:
-            write_json()
+        if args.json:  # after every setting: a run stopped by gpu_check's time limit keeps what it measured
+            write_json(args.json, {"summary": summarise(rows, where), "device": where, "torch": torch.__version__,
+                                   "lightning": L.__version__, "python": sys.version.split()[0], "threads": torch.get_num_threads(),
+                                   "argv": sys.argv[1:], "settings": [asdict(s) for s in settings], "rows": rows})
     print()
     print_table(rows, device)
     print(summarise(rows, where))

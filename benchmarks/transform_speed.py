@@ -29,8 +29,6 @@ FlopCounterMode; peak from ``--peak-tflops`` or a table of known GPUs).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import tempfile
@@ -46,7 +44,7 @@ from handaug.hand_crop import MAX_GROUPS, hand_window_groups
 from handaug.registry import create_generator
 
 sys.path.insert(0, str(Path(__file__).parent))
-from profiling import profiled  # noqa: E402
+from reports import profiled, write_json  # noqa: E402
 
 #: Dense bf16 tensor-core peaks (TFLOP/s) of GPUs this may run on.
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "RTX 4090": 165.0}
@@ -232,14 +230,6 @@ def main() -> None:
                         s2r(images, mask=masks if is_crop else None)
                 print(f"      profile: {path}")
         print(f"      {size} px: {flops / 1e9:.1f} GFLOP/image" + (f", bf16 peak {peak:.0f} TFLOP/s" if peak else ""))
-
-
-def write_json(path: str, report: dict) -> None:
-    """``report`` as JSON, replacing ``path`` whole: written after every row, so a run stopped by a time limit keeps its rows."""
-    temp = f"{path}.partial"
-    with open(temp, "w") as f:
-        json.dump(report, f, indent=1)
-    os.replace(temp, path)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-"""Where a benchmark's time goes: torch.profiler tables written beside its figures (``--profile DIR``).
+"""What the benchmarks write beside their printed tables: their figures as JSON, and where their time goes.
 
-The GPU check has minutes on a lent GPU; a figure below its goal then needs the reason, not a
+:func:`write_json` replaces a benchmark's JSON whole after every row, so a run that a time limit
+stops (a stage of ``gpu_check.sh``) keeps what it measured. :func:`profiled` writes torch.profiler
+tables (``--profile DIR``). The GPU check has minutes on a lent GPU; a figure below its goal then needs the reason, not a
 second run. Each table lists operators by their own device time (CUDA kernels on a GPU, CPU time
 on the CPU), once as is and once split by input shapes, which tells a 3-channel 7×7 convolution
 from a 64-channel 3×3 one and a VGG16 layer from a generator's.
@@ -9,6 +11,8 @@ from a 64-channel 3×3 one and a VGG16 layer from a generator's.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,3 +44,12 @@ def write_tables(prof: profile, cuda: bool, path: Path, title: str) -> None:
         f"{title}\n\nby operator, sorted by {sort_by}\n{events.table(sort_by=sort_by, row_limit=ROWS, max_name_column_width=60)}\n"
         f"by operator and input shapes\n{by_shape.table(sort_by=sort_by, row_limit=ROWS, max_name_column_width=60)}\n"
     )
+
+
+def write_json(path: str | Path, report: dict) -> None:
+    """``report`` as JSON, replacing ``path`` whole (through a ``.partial`` file renamed onto it)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    temp = f"{path}.partial"
+    with open(temp, "w") as f:
+        json.dump(report, f, indent=1)
+    os.replace(temp, path)
